@@ -1,0 +1,82 @@
+# secretwatch — every target creates what it needs (virtual environments, packages) by itself.
+# Three virtual environments, because SAM CLI and checkov pin their own dependencies:
+#   .venv          the project, its tests and linters (Python 3.12, like the Lambda runtime)
+#   .venv-sam      SAM CLI only
+#   .venv-checkov  checkov only
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PY312 := $(shell ./scripts/find-python.sh 3.12)
+ifeq ($(PY312),)
+$(error Python 3.12 is required (the Lambda runtime): none found on PATH or in pyenv)
+endif
+
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY = 0
+export UV_PYTHON_DOWNLOADS = never
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
+
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+
+.PHONY: help dev lint typecheck unit integration validate build test demo bench events clean
+
+help:
+	@echo "make demo    evaluate every payload in events/ against the rules, offline"
+	@echo "make test    lint, type-check, validate the template and run every test"
+	@echo "make bench   measure parsing, rule evaluation and pipeline cost"
+	@echo "make events  regenerate the CloudWatch Logs payloads in events/ from the EventBridge ones"
+
+$(VENV)/.stamp: pyproject.toml requirements/dev.lock
+	test -x $(PY) || $(PY312) -m venv $(VENV)
+	$(PY) -m pip install -q uv==$(UV_VERSION)
+	$(UV) pip install -q -p $(PY) -r requirements/dev.lock
+	$(UV) pip install -q -p $(PY) --no-deps -e .
+	touch $@
+
+.venv-sam/.stamp: requirements/sam.lock $(VENV)/.stamp
+	test -x .venv-sam/bin/python || $(UV) venv -q -p $(PY312) .venv-sam
+	$(UV) pip install -q -p .venv-sam/bin/python -r requirements/sam.lock
+	touch $@
+
+.venv-checkov/.stamp: requirements/checkov.lock $(VENV)/.stamp
+	test -x .venv-checkov/bin/python || $(UV) venv -q -p $(PY312) .venv-checkov
+	$(UV) pip install -q -p .venv-checkov/bin/python -r requirements/checkov.lock
+	touch $@
+
+dev: $(VENV)/.stamp
+
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts
+
+typecheck: $(VENV)/.stamp
+	$(VENV)/bin/mypy
+
+unit: $(VENV)/.stamp
+	$(PY) -m pytest -q tests/unit
+
+integration: $(VENV)/.stamp
+	$(PY) -m pytest -q tests/integration
+
+events: $(VENV)/.stamp
+	$(PY) scripts/make_events.py
+
+build: .venv-sam/.stamp
+	PATH="$(dir $(PY312)):$$PATH" .venv-sam/bin/sam build
+
+# The template tests run sam validate --lint, cfn-lint and checkov from their venvs.
+test: lint typecheck build .venv-checkov/.stamp
+	$(PY) -m pytest -q --cov --cov-report=term
+
+demo: $(VENV)/.stamp
+	$(VENV)/bin/secretwatch evaluate --format text events/*
+
+bench: $(VENV)/.stamp
+	$(PY) scripts/bench.py
+
+clean:
+	rm -rf .venv .venv-sam .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage

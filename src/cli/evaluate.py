@@ -1,0 +1,199 @@
+"""``secretwatch evaluate [--rules FILE] [--format json|text] PATH...``
+
+Reads each path (any input shape; directories recursively) and prints one line per CloudTrail
+record or log event found: the findings, or the error that rejected it. Files and records that
+cannot be read are reported (stdout line + one stderr line) and the rest is still evaluated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cli.output import render_table, safe
+from shared.errors import InputError
+from shared.models import SEVERITY_RANK
+from shared.parse import ReadItem, read_bytes
+from shared.rules import RuleSet, load_rules
+
+INPUT_SUFFIXES = (".json", ".gz", ".jsonl", ".ndjson")
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="evaluate event files against the rules, offline",
+        description=(
+            "Evaluate Secrets Manager CloudTrail events in files against the rules. Accepts "
+            "EventBridge events, CloudWatch Logs subscription events, CloudTrail log files "
+            "(plain or .gz) and bare records; directories are read recursively."
+        ),
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="event file or directory")
+    parser.add_argument(
+        "--rules", metavar="FILE", help="rule file (YAML or JSON) replacing the defaults"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("json", "text"),
+        default="json",
+        help="one JSON object per line (default) or a table",
+    )
+    parser.set_defaults(handler=run)
+
+
+@dataclass
+class Result:
+    """One output line of ``evaluate``: the contract's fields, in the contract's order."""
+
+    file: str
+    index: int | None
+    event_id: str | None = None
+    event_name: str | None = None
+    secret: str | None = None
+    principal: str | None = None
+    findings: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None
+    skipped: str | None = None  # shown in the text table only; not part of the JSON contract
+    rule_errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "index": self.index,
+            "event_id": self.event_id,
+            "event_name": self.event_name,
+            "secret": self.secret,
+            "principal": self.principal,
+            "findings": self.findings,
+            "error": self.error,
+        }
+
+
+def run(args: argparse.Namespace) -> int:
+    ruleset = load_rules(args.rules)  # a bad rule file fails here, before any event
+    results = evaluate_paths(args.paths, ruleset)
+    rejected = False
+    text_rows: list[Result] = []
+    for result in results:
+        if result.error is not None:
+            rejected = True
+            print(f"secretwatch: {safe(result.error)}", file=sys.stderr)
+        for message in result.rule_errors:
+            print(f"secretwatch: {safe(message)}", file=sys.stderr)
+        if args.format == "json":
+            print(json.dumps(result.to_json(), ensure_ascii=False), flush=False)
+        else:
+            text_rows.append(result)
+    if args.format == "text":
+        print_table(text_rows)
+    sys.stdout.flush()
+    return 1 if rejected else 0
+
+
+def evaluate_paths(paths: list[str], ruleset: RuleSet) -> Iterator[Result]:
+    for path_text in paths:
+        for path in _expand(Path(path_text)):
+            yield from evaluate_file(path, ruleset)
+
+
+def _expand(path: Path) -> Iterator[Path]:
+    if path.is_dir():
+        found = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.name.lower().endswith(INPUT_SUFFIXES)
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        yield from found
+    else:
+        yield path
+
+
+def evaluate_file(path: Path, ruleset: RuleSet) -> Iterator[Result]:
+    name = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        yield Result(name, None, error=f"{name}: cannot read the file: {exc.strerror or exc}")
+        return
+    try:
+        for item in read_bytes(data):
+            yield _result(name, item, ruleset)
+    except InputError as exc:
+        yield Result(name, None, error=f"{name}: {exc}")
+
+
+def _result(name: str, item: ReadItem, ruleset: RuleSet) -> Result:
+    result = Result(name, item.index, event_id=item.event_id, event_name=item.event_name)
+    if item.error is not None:
+        result.error = f"{name}: record {item.index}{_id_note(item)}: {item.error}"
+        return result
+    if item.skipped is not None or item.record is None:
+        result.skipped = item.skipped
+        return result
+    record = item.record
+    result.secret = record.secret.name if record.secret else None
+    result.principal = record.caller.principal
+    evaluation = ruleset.evaluate(record)
+    result.findings = [{"rule": f.rule_id, "severity": f.severity} for f in evaluation.findings]
+    result.rule_errors = [
+        f"{name}: record {item.index}: rule {error.rule_id} failed: {error.message}"
+        for error in evaluation.rule_errors
+    ]
+    return result
+
+
+def _id_note(item: ReadItem) -> str:
+    if item.event_id:
+        return f" (event {item.event_id})"
+    if item.origin_id:
+        return f" (log event {item.origin_id})"
+    return ""
+
+
+def print_table(results: list[Result]) -> None:
+    rows = []
+    findings_total = rejected = skipped = 0
+    for result in results:
+        if result.error is not None:
+            rejected += 1
+            rows.append(["ERROR", _index(result), "", "", "", result.error])
+            continue
+        if result.skipped is not None:
+            skipped += 1
+            rows.append(
+                ["skipped", _index(result), result.event_name or "", "", "", result.skipped]
+            )
+            continue
+        findings_total += len(result.findings)
+        top = max(
+            (f["severity"] for f in result.findings), key=SEVERITY_RANK.__getitem__, default="-"
+        )
+        rule_text = ", ".join(f"{f['rule']} ({f['severity']})" for f in result.findings) or "-"
+        rows.append(
+            [
+                top,
+                _index(result),
+                result.event_name or "",
+                result.secret or "",
+                result.principal or "",
+                rule_text,
+            ]
+        )
+    headers = ["SEVERITY", "FILE#REC", "EVENT", "SECRET", "PRINCIPAL", "FINDINGS"]
+    render_table(headers, rows, max_widths=[8, 60, 28, 40, 60, 120], colour_column=0)
+    print(
+        f"\n{len(results)} records: {findings_total} findings, {rejected} rejected, {skipped} skipped "
+        "(out of scope)"
+    )
+
+
+def _index(result: Result) -> str:
+    return safe(result.file) + ("" if result.index is None else f"#{result.index}")

@@ -1,0 +1,199 @@
+"""``secretwatch rules list`` and ``secretwatch rules test DIR``.
+
+A rule case file (YAML or JSON) in DIR holds one case or ``{"cases": [...]}``; a case names an
+event file (relative to the case file) or carries the event inline, and the rule ids it must and
+must not fire::
+
+    cases:
+      - name: forced deletion
+        event: ../../events/eventbridge/deletion-forced-no-recovery.json
+        must_fire: [deletion-forced-no-recovery]
+        must_not_fire: [secret-deleted]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cli.output import render_table
+from shared.errors import InputError
+from shared.models import SEVERITY_RANK
+from shared.parse import read_bytes, read_event
+from shared.rules import Rule, RuleSet, load_rules
+
+CASE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("rules", help="list the rules, or test them against rule cases")
+    sub = parser.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=type(parser))
+    sub.required = True
+
+    listing = sub.add_parser("list", help="print the rule catalogue")
+    listing.add_argument(
+        "--rules", metavar="FILE", help="rule file (YAML or JSON) replacing the defaults"
+    )
+    listing.add_argument("--format", choices=("text", "json"), default="text")
+    listing.set_defaults(handler=run_list)
+
+    testing = sub.add_parser(
+        "test", help="run rule cases: event files with the rules they must (not) fire"
+    )
+    testing.add_argument(
+        "directory", metavar="DIR", help="folder of rule case files (.yaml, .yml, .json)"
+    )
+    testing.add_argument(
+        "--rules", metavar="FILE", help="rule file (YAML or JSON) replacing the defaults"
+    )
+    testing.set_defaults(handler=run_test)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    ruleset = load_rules(args.rules)
+    if args.format == "json":
+        for rule in ruleset.rules:
+            print(json.dumps(rule.source, ensure_ascii=False))
+        return 0
+    rows = [
+        [
+            rule.id,
+            _severity_range(rule),
+            ", ".join(sorted(rule.events)) or "* (every event)",
+            rule.description,
+        ]
+        for rule in ruleset.rules
+    ]
+    render_table(["RULE", "SEVERITY", "EVENTS", "DESCRIPTION"], rows, max_widths=[40, 16, 50, 200])
+    print(f"\n{len(ruleset)} rules from {ruleset.origin}")
+    return 0
+
+
+def _severity_range(rule: Rule) -> str:
+    ranks = sorted(
+        {rule.severity, *(severity for severity, _ in rule.severity_when)},
+        key=SEVERITY_RANK.__getitem__,
+    )
+    return ranks[0] if len(ranks) == 1 else f"{ranks[0]}..{ranks[-1]}"
+
+
+@dataclass
+class CaseResult:
+    where: str
+    name: str
+    problems: list[str]
+
+
+def run_test(args: argparse.Namespace) -> int:
+    ruleset = load_rules(args.rules)
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise InputError(f"{directory}: not a directory of rule cases")
+    files = sorted(
+        p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in CASE_SUFFIXES
+    )
+    if not files:
+        raise InputError(f"{directory}: no rule case files (.yaml, .yml, .json)")
+    results: list[CaseResult] = []
+    for path in files:
+        results.extend(run_case_file(path, ruleset))
+    failed = [r for r in results if r.problems]
+    for result in results:
+        status = "FAIL" if result.problems else "ok  "
+        print(f"{status} {result.where}: {result.name}")
+        for problem in result.problems:
+            print(f"       {problem}")
+    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def run_case_file(path: Path, ruleset: RuleSet) -> list[CaseResult]:
+    try:
+        document = _load(path)
+    except InputError as exc:
+        return [CaseResult(str(path), "(file)", [str(exc)])]
+    cases = (
+        document.get("cases") if isinstance(document, dict) and "cases" in document else [document]
+    )
+    if not isinstance(cases, list):
+        return [CaseResult(str(path), "(file)", ["cases must be a list"])]
+    return [_run_case(path, i, case, ruleset) for i, case in enumerate(cases)]
+
+
+def _load(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the case file: {exc}") from exc
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    import yaml  # noqa: PLC0415 — the command line only
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML: {exc}") from exc
+
+
+def _run_case(path: Path, position: int, case: Any, ruleset: RuleSet) -> CaseResult:
+    where = f"{path}[{position}]"
+    if not isinstance(case, dict):
+        return CaseResult(where, "(case)", ["a case must be an object"])
+    name = str(case.get("name") or case.get("event") or f"case {position}")
+    problems: list[str] = []
+    must = _rule_list(case, "must_fire", ruleset, problems)
+    must_not = _rule_list(case, "must_not_fire", ruleset, problems)
+    if not must and not must_not and not problems:
+        problems.append("a case needs must_fire and/or must_not_fire")
+    fired = _fire(path, case, ruleset, problems)
+    if problems:
+        return CaseResult(where, name, problems)
+    missing = sorted(must - fired)
+    unwanted = sorted(must_not & fired)
+    if missing:
+        problems.append(
+            f"did not fire: {', '.join(missing)} (fired: {', '.join(sorted(fired)) or 'none'})"
+        )
+    if unwanted:
+        problems.append(f"fired but must not: {', '.join(unwanted)}")
+    return CaseResult(where, name, problems)
+
+
+def _rule_list(case: dict[str, Any], key: str, ruleset: RuleSet, problems: list[str]) -> set[str]:
+    value = case.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.append(f"{key} must be a list of rule ids")
+        return set()
+    unknown = [v for v in value if ruleset.get(v) is None]
+    if unknown:
+        problems.append(f"{key} names unknown rules: {', '.join(unknown)}")
+    return set(value)
+
+
+def _fire(path: Path, case: dict[str, Any], ruleset: RuleSet, problems: list[str]) -> set[str]:
+    try:
+        if "input" in case:
+            items = list(read_event(case["input"]))
+        elif isinstance(case.get("event"), str):
+            items = list(read_bytes((path.parent / case["event"]).read_bytes()))
+        else:
+            problems.append("a case needs event (a file path) or input (the event inline)")
+            return set()
+    except (InputError, OSError) as exc:
+        problems.append(f"cannot read the event: {exc}")
+        return set()
+    fired: set[str] = set()
+    for item in items:
+        if item.error is not None:
+            problems.append(f"record {item.index} rejected: {item.error}")
+        elif item.record is not None:
+            fired.update(f.rule_id for f in ruleset.evaluate(item.record).findings)
+    if not items:
+        problems.append("the event holds no CloudTrail record")
+    return fired

@@ -1,0 +1,256 @@
+"""The functions get exactly the IAM permissions they need, each on the narrowest resource.
+
+A function's permissions are the statements of its own role's inline policies plus every
+AWS::IAM::Policy attached to that role (AlertPublishPolicy: sns:Publish and KMS for the encrypted
+topic, kept separate because the key policy names the roles).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.template.cfn import (
+    FUNCTIONS,
+    Grant,
+    Template,
+    all_statements,
+    function_role,
+    props,
+    resources,
+    role_grants,
+)
+
+TABLE_ARN = {"Fn::GetAtt": ["AuditTable", "Arn"]}
+TOPIC_ARN = {"Ref": "AlertTopic"}
+KEY_ARN = {"Fn::GetAtt": ["AlertKey", "Arn"]}
+QUEUE_ARN = {"Fn::GetAtt": ["FailedInvocationQueue", "Arn"]}
+SECRETS_IN_ACCOUNT = {
+    "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:*"
+}
+
+# Actions that support no resource-level permissions: "*" is the only possible Resource.
+NO_RESOURCE_LEVEL = {
+    "iam:ListAccountAliases",
+    "organizations:DescribeAccount",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+}
+# Actions that must depend on a parameter-driven condition.
+CONDITIONAL = {
+    "organizations:DescribeAccount": "OrganizationsLookupOn",
+    "xray:PutTraceSegments": "TracingOn",
+    "xray:PutTelemetryRecords": "TracingOn",
+}
+SECRET_VALUE_ACTIONS = {
+    "secretsmanager:getsecretvalue",
+    "secretsmanager:batchgetsecretvalue",
+    "secretsmanager:getrandompassword",
+}
+
+
+def _expected_resources(function: str) -> dict[str, Any]:
+    """Action -> the only Resource it may have, for one function."""
+    expected: dict[str, Any] = {
+        "logs:CreateLogStream": {"Fn::GetAtt": [f"{function}LogGroup", "Arn"]},
+        "logs:PutLogEvents": {"Fn::GetAtt": [f"{function}LogGroup", "Arn"]},
+        "dynamodb:PutItem": TABLE_ARN,
+        "dynamodb:UpdateItem": TABLE_ARN,
+        "dynamodb:GetItem": TABLE_ARN,
+        "sns:Publish": TOPIC_ARN,
+        "kms:GenerateDataKey": KEY_ARN,
+        "kms:Decrypt": KEY_ARN,
+        "secretsmanager:DescribeSecret": SECRETS_IN_ACCOUNT,
+        "sqs:SendMessage": QUEUE_ARN,
+        **dict.fromkeys(NO_RESOURCE_LEVEL, "*"),
+    }
+    if function == "LogSubscriptionFunction":
+        expected["dynamodb:BatchWriteItem"] = TABLE_ARN
+        expected["dynamodb:BatchGetItem"] = TABLE_ARN
+    return expected
+
+
+def _grants(template: Template, function: str) -> list[Grant]:
+    return role_grants(template, function_role(template, function))
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_gets_exactly_the_expected_actions(template: Template, function: str) -> None:
+    # GIVEN the function's role and every policy attached to it
+    grants = _grants(template, function)
+
+    # WHEN the granted actions are collected
+    actions = [action for grant in grants for action in grant.actions]
+
+    # THEN they are exactly the expected set, each granted once
+    assert sorted(actions) == sorted(_expected_resources(function))
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_action_is_on_its_narrowest_resource(template: Template, function: str) -> None:
+    # GIVEN the expected resource of every action
+    expected = _expected_resources(function)
+
+    # WHEN each statement is inspected
+    for grant in _grants(template, function):
+        # THEN it allows (no Deny/NotAction/NotResource tricks) only on the expected resource
+        assert grant.statement["Effect"] == "Allow", grant
+        assert not {"NotAction", "NotResource", "NotPrincipal"} & set(grant.statement), grant
+        for action in grant.actions:
+            assert grant.resources == [expected[action]], (grant.policy, action, grant.resources)
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_optional_grants_depend_on_their_parameters(template: Template, function: str) -> None:
+    # GIVEN the function's statements with the condition each one sits under
+    grants = _grants(template, function)
+
+    # WHEN / THEN Organizations and X-Ray grants exist only under their conditions
+    for grant in grants:
+        for action in grant.actions:
+            assert grant.condition == CONDITIONAL.get(action), (grant.policy, action)
+    # AND "*" resources are used only by actions that cannot be scoped
+    for grant in grants:
+        if "*" in grant.resources:
+            assert set(grant.actions) <= NO_RESOURCE_LEVEL, grant
+
+
+def test_batch_actions_only_on_the_log_subscription_function(template: Template) -> None:
+    # GIVEN both functions' actions
+    actions = {
+        function: {action for grant in _grants(template, function) for action in grant.actions}
+        for function in FUNCTIONS
+    }
+
+    # WHEN / THEN only the log subscription function may batch-read or batch-write the table
+    batch = {"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"}
+    assert batch <= actions["LogSubscriptionFunction"]
+    assert not batch & actions["EventBridgeFunction"]
+
+
+def test_no_wildcard_action_anywhere(template: Template) -> None:
+    # GIVEN every statement of every policy document in the template
+    statements = list(all_statements(template))
+    assert len(statements) > 20  # the walker really found the policies
+    root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+
+    # WHEN / THEN no statement uses "*" or NotAction; an allowed wildcard appears only in the key
+    # policy: "kms:*" for the account itself (the AWS default statement that keeps the key
+    # manageable) and "kms:GenerateDataKey*" (SNS picks the GenerateDataKey variant). Deny
+    # statements may be broad: they only take access away.
+    for path, statement in statements:
+        assert "NotAction" not in statement, path
+        action = statement["Action"]
+        actions = [action] if isinstance(action, str) else action
+        assert "*" not in actions, path
+        wildcards = {name for name in actions if "*" in name}
+        if not wildcards or statement["Effect"] == "Deny":
+            continue
+        assert path.startswith("/AlertKey/"), (path, wildcards)
+        if "kms:*" in wildcards:
+            assert statement["Principal"] == root, path
+        else:
+            assert wildcards == {"kms:GenerateDataKey*"}, (path, wildcards)
+
+
+def test_no_secret_value_action_anywhere(template: Template) -> None:
+    # GIVEN every statement of every policy document in the template
+    # WHEN / THEN none mentions an action that returns a secret value, not even by wildcard
+    for path, statement in all_statements(template):
+        action = statement["Action"]
+        for name in [action] if isinstance(action, str) else action:
+            lowered = name.lower()
+            assert lowered not in SECRET_VALUE_ACTIONS, (path, name)
+            if lowered.startswith("secretsmanager:"):
+                assert "*" not in lowered, (path, name)
+
+
+def test_functions_use_the_templates_roles_without_managed_policies(translated: Template) -> None:
+    # GIVEN the template after the SAM transform (what CloudFormation really creates)
+    roles = resources(translated, "AWS::IAM::Role")
+
+    # WHEN / THEN SAM generated no role of its own, and no role carries a managed policy
+    assert set(roles) == {"EventBridgeFunctionRole", "LogSubscriptionFunctionRole", "TrailLogsRole"}
+    for name, role in roles.items():
+        assert "ManagedPolicyArns" not in role["Properties"], name
+    for function in FUNCTIONS:
+        assert translated["Resources"][function]["Properties"]["Role"] == {
+            "Fn::GetAtt": [f"{function}Role", "Arn"]
+        }
+        # AND the function is only created once its alert permissions are attached
+        depends_on = translated["Resources"][function]["DependsOn"]
+        assert "AlertPublishPolicy" in ([depends_on] if isinstance(depends_on, str) else depends_on)
+
+
+def test_roles_can_only_be_assumed_by_their_service(template: Template) -> None:
+    # GIVEN every role in the template
+    expected = {
+        "EventBridgeFunctionRole": "lambda.amazonaws.com",
+        "LogSubscriptionFunctionRole": "lambda.amazonaws.com",
+        "TrailLogsRole": "cloudtrail.amazonaws.com",
+    }
+
+    # WHEN / THEN each trusts exactly one service principal
+    for name, role in resources(template, "AWS::IAM::Role").items():
+        (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert statement == {
+            "Effect": "Allow",
+            "Principal": {"Service": expected[name]},
+            "Action": "sts:AssumeRole",
+        }
+
+
+def test_trail_role_writes_only_to_its_log_group(template: Template) -> None:
+    # GIVEN the role CloudTrail uses for CloudWatch Logs
+    grants = role_grants(template, "TrailLogsRole")
+
+    # WHEN / THEN it may only create streams in and write to the trail's log group
+    assert [(sorted(g.actions), g.resources) for g in grants] == [
+        (["logs:CreateLogStream", "logs:PutLogEvents"], [{"Fn::GetAtt": ["TrailLogGroup", "Arn"]}])
+    ]
+
+
+def test_environment_comes_from_references_not_literals(template: Template) -> None:
+    # GIVEN the environment every function inherits from Globals
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+
+    # WHEN / THEN resource names and settings are references, and no function overrides them
+    assert variables == {
+        "AUDIT_TABLE_NAME": {"Ref": "AuditTable"},
+        "ALERT_TOPIC_ARN": {"Ref": "AlertTopic"},
+        "RETENTION_DAYS": {"Ref": "RetentionDays"},
+        "ENRICH_CACHE_SECONDS": "300",
+        "ORGANIZATIONS_LOOKUP": {"Ref": "OrganizationsLookup"},
+        "HOME_ACCOUNT_ID": {"Ref": "AWS::AccountId"},
+        "POWERTOOLS_SERVICE_NAME": "secretwatch",
+        "POWERTOOLS_METRICS_NAMESPACE": "Secretwatch",
+        "POWERTOOLS_TRACE_DISABLED": {"Fn::If": ["TracingOn", "false", "true"]},
+        "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
+    }
+    for function in FUNCTIONS:
+        assert "Environment" not in props(template, function), function
+
+
+def test_key_policy_lets_only_the_functions_and_alarms_use_the_key(template: Template) -> None:
+    # GIVEN the alert key's policy
+    statements = props(template, "AlertKey")["KeyPolicy"]["Statement"]
+    by_sid = {statement["Sid"]: statement for statement in statements}
+
+    # WHEN / THEN the account administers it, the two function roles and CloudWatch (from this
+    # account only) may encrypt for the topic, and nobody else is named
+    assert set(by_sid) == {
+        "AccountRootAdministers",
+        "FunctionsPublishToTopic",
+        "CloudWatchAlarmsPublishToTopic",
+    }
+    assert by_sid["FunctionsPublishToTopic"]["Principal"] == {
+        "AWS": [{"Fn::GetAtt": [f"{function}Role", "Arn"]} for function in FUNCTIONS]
+    }
+    cloudwatch = by_sid["CloudWatchAlarmsPublishToTopic"]
+    assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert cloudwatch["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    }
+    for sid in ("FunctionsPublishToTopic", "CloudWatchAlarmsPublishToTopic"):
+        assert sorted(by_sid[sid]["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]

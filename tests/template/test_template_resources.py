@@ -1,0 +1,524 @@
+"""The resources in template.yaml have the shape the code and the operators rely on."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from shared.models import SEVERITIES, SEVERITY_RANK, Severity
+from tests.template.cfn import FUNCTIONS, RULES, Template, evaluate_condition, props, resources
+
+LOG_RETENTION_VALUES = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827]
+LOG_RETENTION_VALUES += [2192, 2557, 2922, 3288, 3653]
+
+
+# --- audit table ------------------------------------------------------------------------------
+
+
+def test_audit_table_keys_and_indexes(template: Template) -> None:
+    # GIVEN the audit table
+    table = props(template, "AuditTable")
+
+    # WHEN / THEN its key, attributes and six GSIs are exactly what the code queries
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "event_id", "KeyType": "HASH"}]
+    attributes = ["event_id", "secret_name", "principal_name", "day", "time_key"]
+    attributes += ["rule_0", "rule_1", "rule_2"]
+    assert table["AttributeDefinitions"] == [
+        {"AttributeName": name, "AttributeType": "S"} for name in attributes
+    ]
+    indexes = {
+        index["IndexName"]: (
+            [(key["AttributeName"], key["KeyType"]) for key in index["KeySchema"]],
+            index["Projection"],
+        )
+        for index in table["GlobalSecondaryIndexes"]
+    }
+    hash_keys = {
+        "by-secret": "secret_name",
+        "by-principal": "principal_name",
+        "by-day": "day",
+        "by-rule-0": "rule_0",
+        "by-rule-1": "rule_1",
+        "by-rule-2": "rule_2",
+    }
+    assert indexes == {
+        name: ([(hash_key, "HASH"), ("time_key", "RANGE")], {"ProjectionType": "ALL"})
+        for name, hash_key in hash_keys.items()
+    }
+
+
+def test_audit_table_is_protected_and_expires_items(template: Template) -> None:
+    # GIVEN the audit table resource
+    resource = template["Resources"]["AuditTable"]
+    table = resource["Properties"]
+
+    # WHEN / THEN it survives stack deletion and replacement, is recoverable and encrypted with
+    # KMS (the AWS managed key: see the checkov skip reason), and expires items by TTL
+    assert resource["DeletionPolicy"] == "Retain"
+    assert resource["UpdateReplacePolicy"] == "Retain"
+    assert table["DeletionProtectionEnabled"] is True
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert template["Parameters"]["RetentionDays"] == {
+        **template["Parameters"]["RetentionDays"],
+        "Type": "Number",
+        "Default": 400,
+        "MinValue": 1,
+    }
+
+
+# --- functions ----------------------------------------------------------------------------------
+
+
+def test_function_globals(template: Template) -> None:
+    # GIVEN the Globals every function inherits
+    function = template["Globals"]["Function"]
+
+    # WHEN / THEN runtime, code, size and tracing are as specified
+    assert {key: function[key] for key in function if key != "Environment"} == {
+        "Runtime": "python3.12",
+        "CodeUri": "src/",
+        "Architectures": ["x86_64"],
+        "MemorySize": 256,
+        "Timeout": 60,
+        "Tracing": {"Fn::If": ["TracingOn", "Active", "PassThrough"]},
+    }
+    assert template["Conditions"]["TracingOn"] == {"Fn::Equals": [{"Ref": "EnableTracing"}, "true"]}
+
+
+@pytest.mark.parametrize(
+    ("function", "handler", "suffix"),
+    [
+        ("EventBridgeFunction", "handlers.eventbridge.lambda_handler", "eventbridge"),
+        ("LogSubscriptionFunction", "handlers.log_subscription.lambda_handler", "log-subscription"),
+    ],
+)
+def test_function_logging_and_async_failure_handling(
+    template: Template, function: str, handler: str, suffix: str
+) -> None:
+    # GIVEN one function, its log group and its asynchronous-invocation config
+    properties = props(template, function)
+    log_group = props(template, f"{function}LogGroup")
+    (invoke_config,) = [
+        config["Properties"]
+        for config in resources(template, "AWS::Lambda::EventInvokeConfig").values()
+        if config["Properties"]["FunctionName"] == {"Ref": function}
+    ]
+
+    # WHEN / THEN it logs to its own /aws/lambda/<function> group with the chosen retention
+    assert properties["Handler"] == handler
+    assert properties["FunctionName"] == {"Fn::Sub": f"${{AWS::StackName}}-{suffix}"}
+    assert log_group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{suffix}"}
+    assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert properties["LoggingConfig"] == {"LogGroup": {"Ref": f"{function}LogGroup"}}
+    # AND has no reserved concurrency (a burst must never be throttled)
+    assert "ReservedConcurrentExecutions" not in properties
+    # AND failed asynchronous invocations are retried twice, then go to the failure queue
+    assert invoke_config == {
+        "FunctionName": {"Ref": function},
+        "Qualifier": "$LATEST",
+        "MaximumRetryAttempts": 2,
+        "MaximumEventAgeInSeconds": 21600,
+        "DestinationConfig": {
+            "OnFailure": {"Destination": {"Fn::GetAtt": ["FailedInvocationQueue", "Arn"]}}
+        },
+    }
+
+
+def test_log_retention_parameter_allows_only_valid_cloudwatch_values(template: Template) -> None:
+    # GIVEN the log retention parameter
+    parameter = template["Parameters"]["LogRetentionDays"]
+
+    # WHEN / THEN it offers exactly the values CloudWatch Logs accepts, default 90 days
+    assert parameter["AllowedValues"] == LOG_RETENTION_VALUES
+    assert parameter["Default"] == 90
+
+
+@pytest.mark.parametrize("queue", ["FailedInvocationQueue", "EventsDeadLetterQueue"])
+def test_failure_queues_are_encrypted_and_keep_messages_14_days(
+    template: Template, queue: str
+) -> None:
+    # GIVEN a failure queue
+    # WHEN / THEN it is encrypted with SSE-SQS and keeps messages for the maximum 14 days
+    assert props(template, queue) == {
+        "SqsManagedSseEnabled": True,
+        "MessageRetentionPeriod": 1209600,
+    }
+
+
+# --- EventBridge --------------------------------------------------------------------------------
+
+
+def test_rule_states(template: Template) -> None:
+    # GIVEN the three rules and the read-rule parameter
+    parameter = template["Parameters"]["ReadEventsRuleState"]
+
+    # WHEN / THEN write calls and service events are plain ENABLED, and the read rule follows a
+    # parameter whose default is the only state that receives read-only CloudTrail events
+    assert props(template, "WriteCallsRule")["State"] == "ENABLED"
+    assert props(template, "ServiceEventsRule")["State"] == "ENABLED"
+    assert props(template, "FailedReadsRule")["State"] == {"Ref": "ReadEventsRuleState"}
+    assert parameter["Default"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+    assert parameter["AllowedValues"] == [
+        "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS",
+        "DISABLED",
+    ]
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_rule_target_retries_then_dead_letters(template: Template, rule: str) -> None:
+    # GIVEN a rule on the default bus
+    properties = props(template, rule)
+
+    # WHEN / THEN its only target is the EventBridge function, with retries and a DLQ
+    assert "EventBusName" not in properties
+    assert properties["Targets"] == [
+        {
+            "Id": "EventBridgeFunction",
+            "Arn": {"Fn::GetAtt": ["EventBridgeFunction", "Arn"]},
+            "RetryPolicy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600},
+            "DeadLetterConfig": {"Arn": {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}},
+        }
+    ]
+    # AND EventBridge may invoke the function only for this rule
+    (permission,) = [
+        permission["Properties"]
+        for permission in resources(template, "AWS::Lambda::Permission").values()
+        if permission["Properties"]["SourceArn"] == {"Fn::GetAtt": [rule, "Arn"]}
+    ]
+    assert permission == {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": {"Ref": "EventBridgeFunction"},
+        "Principal": "events.amazonaws.com",
+        "SourceAccount": {"Ref": "AWS::AccountId"},
+        "SourceArn": {"Fn::GetAtt": [rule, "Arn"]},
+    }
+
+
+def test_dead_letter_queue_accepts_only_these_rules(template: Template) -> None:
+    # GIVEN the events dead-letter queue's policy
+    policy = props(template, "EventsDeadLetterQueuePolicy")
+
+    # WHEN / THEN only EventBridge, on behalf of the three rules, may send to it
+    assert policy["Queues"] == [{"Ref": "EventsDeadLetterQueue"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": [{"Fn::GetAtt": [rule, "Arn"]} for rule in RULES]}
+    }
+
+
+# --- CloudWatch Logs route ----------------------------------------------------------------------
+
+SUBSCRIPTION_RESOURCES = {
+    "TrailLogGroupSubscriptionFilter",
+    "TrailLogGroupPermission",
+    "ExistingLogGroupSubscriptionFilter",
+    "ExistingLogGroupPermission",
+}
+TRAIL_RESOURCES = {"Trail", "TrailBucket", "TrailBucketPolicy", "TrailLogGroup", "TrailLogsRole"}
+
+
+@pytest.mark.parametrize(
+    ("create_trail", "log_group_name", "expected"),
+    [
+        ("false", "", set()),
+        (
+            "false",
+            "org-trail-logs",
+            {"ExistingLogGroupSubscriptionFilter", "ExistingLogGroupPermission"},
+        ),
+        (
+            "true",
+            "",
+            TRAIL_RESOURCES | {"TrailLogGroupSubscriptionFilter", "TrailLogGroupPermission"},
+        ),
+        (
+            "true",
+            "org-trail-logs",
+            TRAIL_RESOURCES | {"TrailLogGroupSubscriptionFilter", "TrailLogGroupPermission"},
+        ),
+    ],
+)
+def test_subscription_follows_create_trail_then_log_group_name(
+    template: Template, create_trail: str, log_group_name: str, expected: set[str]
+) -> None:
+    # GIVEN the CreateTrail and CloudTrailLogGroupName parameter values
+    parameters = {"CreateTrail": create_trail, "CloudTrailLogGroupName": log_group_name}
+
+    # WHEN the conditions of the trail and subscription resources are evaluated
+    created = {
+        name
+        for name, resource in template["Resources"].items()
+        if name in SUBSCRIPTION_RESOURCES | TRAIL_RESOURCES
+        and evaluate_condition(template, resource["Condition"], parameters)
+    }
+
+    # THEN the created trail wins, else the named log group, else no subscription at all
+    assert created == expected
+
+
+@pytest.mark.parametrize(
+    ("prefix", "log_group"),
+    [
+        ("TrailLogGroup", {"Ref": "TrailLogGroup"}),
+        ("ExistingLogGroup", {"Ref": "CloudTrailLogGroupName"}),
+    ],
+)
+def test_subscription_filter_sends_secrets_manager_records_to_the_function(
+    template: Template, prefix: str, log_group: dict[str, str]
+) -> None:
+    # GIVEN one of the two possible subscription filters
+    resource = template["Resources"][f"{prefix}SubscriptionFilter"]
+    permission = props(template, f"{prefix}Permission")
+
+    # WHEN / THEN it sends only Secrets Manager records to the log subscription function,
+    # after CloudWatch Logs got permission to invoke it for that log group only
+    assert resource["DependsOn"] == f"{prefix}Permission"
+    assert resource["Properties"] == {
+        "LogGroupName": log_group,
+        "FilterPattern": '{ $.eventSource = "secretsmanager.amazonaws.com" }',
+        "DestinationArn": {"Fn::GetAtt": ["LogSubscriptionFunction", "Arn"]},
+    }
+    name = log_group["Ref"]
+    assert permission == {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": {"Ref": "LogSubscriptionFunction"},
+        "Principal": "logs.amazonaws.com",
+        "SourceAccount": {"Ref": "AWS::AccountId"},
+        "SourceArn": {
+            "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:"
+            f"log-group:${{{name}}}:*"
+        },
+    }
+
+
+def test_created_trail_logs_everything_everywhere_with_validation(template: Template) -> None:
+    # GIVEN the optional trail and its bucket
+    trail = props(template, "Trail")
+    bucket = template["Resources"]["TrailBucket"]
+
+    # WHEN / THEN it is a logging, multi-Region trail of all management events, with file
+    # validation, delivered to CloudWatch Logs through its own role
+    assert trail["IsLogging"] is True
+    assert trail["IsMultiRegionTrail"] is True
+    assert trail["IncludeGlobalServiceEvents"] is True
+    assert trail["EnableLogFileValidation"] is True
+    assert trail["EventSelectors"] == [{"ReadWriteType": "All", "IncludeManagementEvents": True}]
+    assert trail["CloudWatchLogsLogGroupArn"] == {"Fn::GetAtt": ["TrailLogGroup", "Arn"]}
+    assert trail["CloudWatchLogsRoleArn"] == {"Fn::GetAtt": ["TrailLogsRole", "Arn"]}
+    assert template["Resources"]["Trail"]["DependsOn"] == "TrailBucketPolicy"
+    # AND its bucket is private, encrypted, versioned, owner-enforced, expiring and retained
+    bucket_props = bucket["Properties"]
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert set(bucket_props["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket_props["PublicAccessBlockConfiguration"]) == 4
+    assert bucket_props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert bucket_props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket_props["OwnershipControls"] == {
+        "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    }
+    (lifecycle,) = bucket_props["LifecycleConfiguration"]["Rules"]
+    assert lifecycle["ExpirationInDays"] == {"Ref": "RetentionDays"}
+
+
+def test_trail_bucket_policy_is_tls_only_and_scoped_to_this_trail(template: Template) -> None:
+    # GIVEN the trail bucket policy
+    statements = props(template, "TrailBucketPolicy")["PolicyDocument"]["Statement"]
+    by_sid = {statement["Sid"]: statement for statement in statements}
+    trail_arn = {
+        "Fn::Sub": "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:"
+        "trail/${AWS::StackName}-trail"
+    }
+
+    # WHEN / THEN plain HTTP is denied, and CloudTrail may write only for this trail
+    assert by_sid["DenyInsecureTransport"]["Effect"] == "Deny"
+    assert by_sid["DenyInsecureTransport"]["Condition"] == {
+        "Bool": {"aws:SecureTransport": "false"}
+    }
+    for sid in ("CloudTrailAclCheck", "CloudTrailWrite"):
+        assert by_sid[sid]["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
+        assert by_sid[sid]["Condition"]["StringEquals"]["aws:SourceArn"] == trail_arn
+    assert props(template, "Trail")["TrailName"] == {"Fn::Sub": "${AWS::StackName}-trail"}
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+def test_topic_is_encrypted_with_a_rotating_key(template: Template) -> None:
+    # GIVEN the alert topic and its key
+    # WHEN / THEN the topic uses the stack's customer managed key, which rotates
+    assert props(template, "AlertTopic")["KmsMasterKeyId"] == {"Fn::GetAtt": ["AlertKey", "Arn"]}
+    assert props(template, "AlertKey")["EnableKeyRotation"] is True
+    assert props(template, "AlertKeyAlias")["TargetKeyId"] == {"Ref": "AlertKey"}
+
+
+def test_topic_policy_lets_alarms_publish_and_denies_plain_http(template: Template) -> None:
+    # GIVEN the topic policy
+    policy = props(template, "AlertTopicPolicy")
+    by_sid = {statement["Sid"]: statement for statement in policy["PolicyDocument"]["Statement"]}
+
+    # WHEN / THEN CloudWatch alarms of this account may publish, and non-TLS publishing is denied
+    assert policy["Topics"] == [{"Ref": "AlertTopic"}]
+    assert by_sid["CloudWatchAlarmsPublish"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert by_sid["CloudWatchAlarmsPublish"]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    }
+    assert by_sid["DenyInsecureTransport"]["Effect"] == "Deny"
+    assert by_sid["DenyInsecureTransport"]["Principal"] == "*"
+    assert by_sid["DenyInsecureTransport"]["Condition"] == {
+        "Bool": {"aws:SecureTransport": "false"}
+    }
+
+
+def test_email_and_sms_subscriptions_are_optional(template: Template) -> None:
+    # GIVEN the two subscriptions
+    email = template["Resources"]["AlertEmailSubscription"]
+    sms = template["Resources"]["AlertSmsSubscription"]
+
+    # WHEN / THEN each exists only when its parameter is set
+    assert email["Condition"] == "HasEmail"
+    assert email["Properties"]["Protocol"] == "email"
+    assert sms["Condition"] == "HasPhone"
+    assert sms["Properties"]["Protocol"] == "sms"
+    for condition, parameter in (("HasEmail", "AlertEmail"), ("HasPhone", "AlertPhoneNumber")):
+        assert not evaluate_condition(template, condition, {})
+        assert evaluate_condition(template, condition, {parameter: "x"})
+    # AND the SMS subscription filters on the severity message attribute
+    assert sms["Properties"]["FilterPolicyScope"] == "MessageAttributes"
+    assert sms["Properties"]["FilterPolicy"] == {
+        "severity": {
+            "Fn::FindInMap": ["SeverityAtOrAbove", {"Ref": "SmsMinimumSeverity"}, "Severities"]
+        }
+    }
+    assert template["Parameters"]["SmsMinimumSeverity"]["AllowedValues"] == list(SEVERITIES)
+
+
+@pytest.mark.parametrize("minimum", SEVERITIES)
+def test_sms_filter_delivers_the_minimum_severity_and_above(
+    template: Template, minimum: Severity
+) -> None:
+    # GIVEN the SMS filter policy for one minimum severity, as CloudFormation resolves it
+    severities = template["Mappings"]["SeverityAtOrAbove"][minimum]["Severities"]
+    filter_policy = {"severity": severities}
+    assert severities == list(SEVERITIES[SEVERITIES.index(minimum) :])
+
+    with mock_aws():
+        session = boto3.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        sns = session.client("sns")
+        sqs = session.client("sqs")
+        topic_arn = sns.create_topic(Name="alerts")["TopicArn"]
+        queue_url = sqs.create_queue(QueueName="sms-stand-in")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=queue_arn,
+            Attributes={
+                "FilterPolicyScope": "MessageAttributes",
+                "FilterPolicy": json.dumps(filter_policy),
+                "RawMessageDelivery": "true",
+            },
+        )
+
+        # WHEN one alert of every severity is published with its severity attribute
+        for severity in SEVERITIES:
+            sns.publish(
+                TopicArn=topic_arn,
+                Message=severity,
+                MessageAttributes={"severity": {"DataType": "String", "StringValue": severity}},
+            )
+        received: list[str] = []
+        while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            received += [message["Body"] for message in messages]
+            for message in messages:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    # THEN exactly the minimum severity and the ones above it get through
+    assert sorted(received, key=SEVERITY_RANK.__getitem__) == severities
+
+
+# --- alarms and outputs -------------------------------------------------------------------------
+
+
+def test_pipeline_alarms(template: Template) -> None:
+    # GIVEN every alarm
+    alarms = resources(template, "AWS::CloudWatch::Alarm").values()
+
+    # WHEN each alarm's metric is identified
+    watched: set[tuple[str, str, str, str]] = set()
+    for alarm in alarms:
+        properties = alarm["Properties"]
+        (dimension,) = properties["Dimensions"]
+        watched.add(
+            (
+                properties["Namespace"],
+                properties["MetricName"],
+                dimension["Name"],
+                json.dumps(dimension["Value"]),
+            )
+        )
+        # THEN each fires on the first occurrence, notifies the topic, and is quiet without data
+        assert properties["Threshold"] == 1
+        assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert properties["TreatMissingData"] == "notBreaching"
+        assert properties["AlarmActions"] == [{"Ref": "AlertTopic"}]
+
+    # AND together they watch both functions, both queues and all three rules
+    expected: list[tuple[str, str, str, Any]] = [
+        *(("AWS/Lambda", "Errors", "FunctionName", {"Ref": f}) for f in FUNCTIONS),
+        *(
+            (
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                "QueueName",
+                {"Fn::GetAtt": [q, "QueueName"]},
+            )
+            for q in ("EventsDeadLetterQueue", "FailedInvocationQueue")
+        ),
+        *(("AWS/Events", "FailedInvocations", "RuleName", {"Ref": r}) for r in RULES),
+    ]
+    assert len(watched) == len(expected) == len(list(alarms))
+    assert watched == {(n, m, d, json.dumps(v)) for n, m, d, v in expected}
+
+
+def test_outputs(template: Template) -> None:
+    # GIVEN the stack outputs
+    outputs = {name: output["Value"] for name, output in template["Outputs"].items()}
+
+    # WHEN / THEN the operator gets every name and URL needed to run and inspect secretwatch
+    assert outputs == {
+        "AuditTableName": {"Ref": "AuditTable"},
+        "AlertTopicArn": {"Ref": "AlertTopic"},
+        "EventBridgeFunctionName": {"Ref": "EventBridgeFunction"},
+        "LogSubscriptionFunctionName": {"Ref": "LogSubscriptionFunction"},
+        "EventsDeadLetterQueueUrl": {"Ref": "EventsDeadLetterQueue"},
+        "FailedInvocationQueueUrl": {"Ref": "FailedInvocationQueue"},
+    }
+
+
+def test_every_parameter_is_described_and_grouped(template: Template) -> None:
+    # GIVEN the parameters and the console/guided-deploy grouping
+    interface = template["Metadata"]["AWS::CloudFormation::Interface"]
+    grouped = [name for group in interface["ParameterGroups"] for name in group["Parameters"]]
+
+    # WHEN / THEN every parameter has a description and a label and sits in exactly one group
+    assert sorted(grouped) == sorted(template["Parameters"])
+    for name, parameter in template["Parameters"].items():
+        assert len(parameter["Description"]) > 40, name
+        assert interface["ParameterLabels"][name]["default"], name
