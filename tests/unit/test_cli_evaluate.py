@@ -345,7 +345,7 @@ def test_bad_rules_file_exits_2_before_any_event(
     assert status == 2
     assert out == ""
     assert err.splitlines() == [
-        f"secretwatch: {rules}: rules[0] (x): when.op: unknown operator 'equals'; "
+        f"secretwatch: {rules}: rules[0] (x): when.op: unknown operator 'equals' (did you mean 'eq'?); "
         "known: eq, ne, in, not_in, glob, regex, contains, exists, prefix, suffix, gt, ge, lt, le"
     ]
 
