@@ -25,7 +25,7 @@ UV_VERSION := 0.13.9
 .PHONY: help dev lint typecheck unit integration validate build test demo bench events clean
 
 help:
-	@echo "make demo    evaluate every payload in events/ against the rules, offline"
+	@echo "make demo    run the whole pipeline locally against a moto server (no AWS account)"
 	@echo "make test    lint, type-check, validate the template and run every test"
 	@echo "make bench   measure parsing, rule evaluation and pipeline cost"
 	@echo "make events  regenerate the CloudWatch Logs payloads in events/ from the EventBridge ones"
@@ -73,7 +73,7 @@ test: lint typecheck build .venv-checkov/.stamp
 	$(PY) -m pytest -q --cov --cov-report=term
 
 demo: $(VENV)/.stamp
-	$(VENV)/bin/secretwatch evaluate --format text events/*
+	$(VENV)/bin/secretwatch demo
 
 bench: $(VENV)/.stamp
 	$(PY) scripts/bench.py

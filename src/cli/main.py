@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cli import evaluate, rules_cmd  # noqa: PLC0415 — subcommands load on demand
+    from cli import demo, evaluate, rules_cmd  # noqa: PLC0415 — subcommands load on demand
 
     parser = _Parser(
         prog="secretwatch",
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     evaluate.register(commands)
     rules_cmd.register(commands)
+    demo.register(commands)
     return parser
 
 

@@ -1,0 +1,18 @@
+"""CloudWatch Logs subscription route: a gzip batch of CloudTrail records from a trail's log group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.observability import capture_lambda_handler, logger, metrics
+from shared.pipeline import ROUTE_LOGS
+from shared.runtime import get_pipeline
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    return get_pipeline().process_event(event, ROUTE_LOGS).as_dict()

@@ -1,0 +1,61 @@
+"""AWS clients, built once per container with one shared botocore Config.
+
+The DynamoDB and SNS clients every invocation needs are built eagerly; the enrichment clients
+(Secrets Manager, IAM, Organizations) lazily, at the first look-up that needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_organizations import OrganizationsClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sns import SNSClient
+
+BOTO_CONFIG = Config(
+    connect_timeout=3,
+    read_timeout=10,
+    retries={"mode": "standard", "max_attempts": 4},
+    user_agent_extra="secretwatch/0.1",
+)
+
+T = TypeVar("T")
+
+
+class Lazy[T]:
+    """Builds the wrapped client at its first use: cold start pays only for what it uses."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._value: T | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._value is None:
+            self._value = self._factory()
+        return getattr(self._value, name)
+
+
+class Clients:
+    """The service's clients. boto3 itself honours AWS_ENDPOINT_URL (local mode: a moto server)."""
+
+    def __init__(self, region: str | None = None) -> None:
+        self._session = boto3.session.Session(region_name=region)
+        self.dynamodb: DynamoDBClient = self._client("dynamodb")
+        self.sns: SNSClient = self._client("sns")
+        self.secretsmanager = cast(
+            "SecretsManagerClient", Lazy(lambda: self._client("secretsmanager"))
+        )
+        self.iam = cast("IAMClient", Lazy(lambda: self._client("iam")))
+        self.organizations = cast(
+            "OrganizationsClient", Lazy(lambda: self._client("organizations"))
+        )
+
+    def _client(self, service: Any) -> Any:
+        return self._session.client(service, config=BOTO_CONFIG)

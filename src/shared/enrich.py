@@ -1,0 +1,378 @@
+"""Who did it and what it touched: read-only context for alerts and audit records.
+
+Enrichment is best effort. Every look-up (``DescribeSecret``, ``ListAccountAliases``,
+``DescribeAccount``) may fail for reasons that say nothing about the event (no permission, the
+secret was purged, throttling, the Organizations API is only open to the management account), so a
+failure leaves the field ``None`` and adds a human-readable note: :meth:`Enricher.enrich` never
+raises and never drops the record.
+
+The value of a secret is never read: there is no ``GetSecretValue`` call in this module, by design.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.models import CloudTrailRecord, SecretRef, format_time
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_organizations import OrganizationsClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_secretsmanager.type_defs import DescribeSecretResponseTypeDef
+
+# A child of the Powertools service logger ("secretwatch"): same JSON handler, same level.
+logger = logging.getLogger("secretwatch." + __name__.rpartition(".")[2])
+
+API_DESCRIBE_SM = "DescribeSecret"
+API_ALIASES = "ListAccountAliases"
+API_ACCOUNT = "DescribeAccount"
+
+# Tag keys naming whoever answers for a secret, in priority order (compared case-insensitively).
+OWNER_TAG_KEYS: tuple[str, ...] = ("owner", "team", "contact")
+
+# Organizations error codes that mean "this API is closed to us for every account", not just for
+# the one asked about: after one of these, DescribeAccount is not tried again until the TTL ends.
+_ORGANIZATIONS_UNAVAILABLE = frozenset(
+    {"AccessDeniedException", "AWSOrganizationsNotInUseException", "AccessDenied"}
+)
+_EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """botocore may hand back local-time datetimes; the audit trail is UTC throughout."""
+    if value is None:
+        return None
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else format_time(value)
+
+
+def owner_from_tags(tags: Mapping[str, str]) -> str | None:
+    """The first non-empty owner/team/contact tag; "owner", then "Owner", wins among spellings."""
+    for wanted in OWNER_TAG_KEYS:
+        matches = [key for key in tags if key.lower() == wanted]
+        matches.sort(key=lambda key: (key != wanted, key != wanted.capitalize(), key))
+        for key in matches:
+            value = tags[key].strip()
+            if value:
+                return value
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SecretDetails:
+    """What ``DescribeSecret`` says about a secret (metadata only, never the value)."""
+
+    name: str
+    arn: str | None = None
+    description: str | None = None
+    tags: Mapping[str, str] = _EMPTY_TAGS
+    owner: str | None = None
+    rotation_enabled: bool | None = None  # None: never configured for rotation
+    rotation_lambda_arn: str | None = None
+    kms_key_id: str | None = None  # None: the AWS managed key aws/secretsmanager
+    deleted_date: datetime | None = None  # when the secret is (or was) scheduled to be deleted
+    last_changed_date: datetime | None = None
+    last_rotated_date: datetime | None = None
+    primary_region: str | None = None
+
+    def __post_init__(self) -> None:
+        # A read-only view over a private copy: the caller's dict cannot change it afterwards.
+        object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
+
+    @classmethod
+    def from_describe(cls, response: DescribeSecretResponseTypeDef) -> SecretDetails:
+        tags = {
+            str(tag["Key"]): str(tag.get("Value", ""))
+            for tag in response.get("Tags") or []
+            if "Key" in tag
+        }
+        return cls(
+            name=response["Name"],
+            arn=response.get("ARN"),
+            description=response.get("Description"),
+            tags=tags,
+            owner=owner_from_tags(tags),
+            rotation_enabled=response.get("RotationEnabled"),
+            rotation_lambda_arn=response.get("RotationLambdaARN"),
+            kms_key_id=response.get("KmsKeyId"),
+            deleted_date=_utc(response.get("DeletedDate")),
+            last_changed_date=_utc(response.get("LastChangedDate")),
+            last_rotated_date=_utc(response.get("LastRotatedDate")),
+            primary_region=response.get("PrimaryRegion"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "arn": self.arn,
+            "description": self.description,
+            "tags": dict(self.tags),
+            "owner": self.owner,
+            "rotation_enabled": self.rotation_enabled,
+            "rotation_lambda_arn": self.rotation_lambda_arn,
+            "kms_key_id": self.kms_key_id,
+            "deleted_date": _time(self.deleted_date),
+            "last_changed_date": _time(self.last_changed_date),
+            "last_rotated_date": _time(self.last_rotated_date),
+            "primary_region": self.primary_region,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Enrichment:
+    """Context for one record; ``notes`` says why any part of it is missing."""
+
+    secret: SecretDetails | None = None
+    account_alias: str | None = None  # IAM alias of the account the event was recorded in
+    account_name: str | None = None  # Organizations name of that account
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def empty(cls) -> Enrichment:
+        return cls()
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.notes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: datetimes as ISO 8601 UTC strings, tags as a plain dict."""
+        return {
+            "secret": None if self.secret is None else self.secret.to_dict(),
+            "account_alias": self.account_alias,
+            "account_name": self.account_name,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(slots=True)
+class EnrichStats:
+    """Counters per API name, for metrics and for the benchmark's call count."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    cache_hits: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {
+            "calls": dict(self.calls),
+            "cache_hits": dict(self.cache_hits),
+            "failures": dict(self.failures),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry[T]:
+    value: T | None
+    note: str | None  # set when the look-up failed (a negative entry)
+    expires_at: float
+
+
+class _TtlCache[T]:
+    """A small per-container cache; failed look-ups are cached too, for the same TTL."""
+
+    def __init__(self, ttl_seconds: float, clock: Callable[[], float], max_entries: int) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._max_entries = max_entries
+        self._entries: dict[Hashable, _Entry[T]] = {}
+
+    def get(self, key: Hashable) -> _Entry[T] | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if self._clock() >= entry.expires_at:
+            del self._entries[key]
+            return None
+        return entry
+
+    def put(self, key: Hashable, value: T | None, note: str | None) -> _Entry[T]:
+        if len(self._entries) >= self._max_entries:
+            self._evict()
+        entry = _Entry(value=value, note=note, expires_at=self._clock() + self._ttl)
+        self._entries.pop(key, None)  # re-insert so the dict stays in expiry order
+        self._entries[key] = entry
+        return entry
+
+    def _evict(self) -> None:
+        now = self._clock()
+        for key in [key for key, entry in self._entries.items() if now >= entry.expires_at]:
+            del self._entries[key]
+        while len(self._entries) >= self._max_entries:
+            del self._entries[next(iter(self._entries))]  # the oldest
+
+
+def _error_code(exc: ClientError) -> str:
+    code = exc.response.get("Error", {}).get("Code")
+    return str(code) if code else "UnknownError"
+
+
+class Enricher:
+    """Adds secret metadata and account names to records, with a per-container TTL cache.
+
+    ``home_account_id`` is the account the IAM client's credentials belong to. IAM only knows the
+    alias of its own account, so when it is given, aliases are looked up only for records from that
+    account (an organization trail delivers other accounts' events too). When it is ``None`` every
+    record is assumed to come from the client's own account.
+    """
+
+    def __init__(
+        self,
+        secretsmanager: SecretsManagerClient,
+        iam: IAMClient,
+        organizations: OrganizationsClient | None,
+        *,
+        ttl_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        home_account_id: str | None = None,
+        max_cache_entries: int = 4096,
+    ) -> None:
+        self._secretsmanager = secretsmanager
+        self._iam = iam
+        self._organizations = organizations
+        self._home_account_id = home_account_id
+        self._secrets: _TtlCache[SecretDetails] = _TtlCache(ttl_seconds, clock, max_cache_entries)
+        self._aliases: _TtlCache[str] = _TtlCache(ttl_seconds, clock, max_cache_entries)
+        self._account_names: _TtlCache[str] = _TtlCache(ttl_seconds, clock, max_cache_entries)
+        self.stats = EnrichStats()
+
+    def enrich(self, record: CloudTrailRecord) -> Enrichment:
+        notes: list[str] = []
+        return Enrichment(
+            secret=self._secret(record, notes),
+            account_alias=self._account_alias(record.account_id, notes),
+            account_name=self._account_name(record.account_id, notes),
+            notes=tuple(notes),
+        )
+
+    # -- secret ---------------------------------------------------------------------------------
+
+    def _secret(self, record: CloudTrailRecord, notes: list[str]) -> SecretDetails | None:
+        ref = record.secret
+        if ref is None:
+            return None  # ListSecrets, GetRandomPassword, ...: there is nothing to describe
+        skip = self._secret_skip_reason(ref, record)
+        if skip is not None:
+            notes.append(f"{API_DESCRIBE_SM} not called: {skip}")
+            return None
+        secret_id = ref.arn or ref.name
+        entry = self._secrets.get(secret_id)
+        if entry is not None:
+            self.stats.cache_hits[API_DESCRIBE_SM] += 1
+        else:
+            entry = self._describe_secret(secret_id, ref, record.account_id)
+        if entry.note is not None:
+            notes.append(entry.note)
+        return entry.value
+
+    def _secret_skip_reason(self, ref: SecretRef, record: CloudTrailRecord) -> str | None:
+        """A call that could only fail, or worse describe a different secret, is not made."""
+        client_region = self._secretsmanager.meta.region_name
+        secret_region = ref.region or record.region
+        account_id = record.account_id
+        if secret_region and client_region and secret_region != client_region:
+            return f"the secret is in {secret_region}, the enricher's client in {client_region}"
+        cross_account = ref.account_id is not None and account_id is not None
+        if ref.arn is None and cross_account and ref.account_id != account_id:
+            # By name, the look-up would find a same-named secret in our own account.
+            return f"the secret belongs to account {ref.account_id} and its ARN is unknown"
+        return None
+
+    def _describe_secret(
+        self, secret_id: str, ref: SecretRef, account_id: str | None
+    ) -> _Entry[SecretDetails]:
+        self.stats.calls[API_DESCRIBE_SM] += 1
+        try:
+            response = self._secretsmanager.describe_secret(SecretId=secret_id)
+            return self._secrets.put(secret_id, SecretDetails.from_describe(response), None)
+        except ClientError as exc:
+            code = _error_code(exc)
+            note = f"{API_DESCRIBE_SM}: {code}"
+            if code == "ResourceNotFoundException":
+                note += " (secret not found: deleted?)"
+            elif None not in (ref.account_id, account_id) and ref.account_id != account_id:
+                note += f" (cross-account secret in {ref.account_id})"
+        except BotoCoreError as exc:
+            code = type(exc).__name__
+            note = f"{API_DESCRIBE_SM}: {code}"
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            code = type(exc).__name__
+            note = f"{API_DESCRIBE_SM}: unexpected response ({code})"
+        self._failed(API_DESCRIBE_SM, code, secret_id=secret_id)
+        return self._secrets.put(secret_id, None, note)
+
+    # -- account ----------------------------------------------------------------------------------
+
+    def _account_alias(self, account_id: str | None, notes: list[str]) -> str | None:
+        home = self._home_account_id
+        if home is not None and account_id is not None and account_id != home:
+            notes.append(f"{API_ALIASES} not called: account {account_id} is not {home}")
+            return None
+        key = home or account_id or ""
+        entry = self._aliases.get(key)
+        if entry is not None:
+            self.stats.cache_hits[API_ALIASES] += 1
+        else:
+            self.stats.calls[API_ALIASES] += 1
+            try:
+                aliases = self._iam.list_account_aliases().get("AccountAliases") or []
+                entry = self._aliases.put(key, str(aliases[0]) if aliases else None, None)
+            except (ClientError, BotoCoreError) as exc:
+                entry = self._account_failure(self._aliases, key, API_ALIASES, exc)
+        if entry.note is not None:
+            notes.append(entry.note)
+        return entry.value
+
+    def _account_name(self, account_id: str | None, notes: list[str]) -> str | None:
+        if self._organizations is None or account_id is None:
+            return None  # not configured, or nothing to ask about: not a degradation
+        entry = self._account_names.get(None) or self._account_names.get(account_id)
+        if entry is not None:
+            self.stats.cache_hits[API_ACCOUNT] += 1
+        else:
+            self.stats.calls[API_ACCOUNT] += 1
+            try:
+                response = self._organizations.describe_account(AccountId=account_id)
+                name = response.get("Account", {}).get("Name")
+                entry = self._account_names.put(account_id, name, None)
+            except ClientError as exc:
+                # Closed for every account (not the management account, no organization):
+                # remember that once, under the None key, instead of once per account.
+                key = None if _error_code(exc) in _ORGANIZATIONS_UNAVAILABLE else account_id
+                entry = self._account_failure(self._account_names, key, API_ACCOUNT, exc)
+            except BotoCoreError as exc:
+                entry = self._account_failure(self._account_names, account_id, API_ACCOUNT, exc)
+        if entry.note is not None:
+            notes.append(entry.note)
+        return entry.value
+
+    def _account_failure(
+        self,
+        cache: _TtlCache[str],
+        key: Hashable,
+        api: str,
+        exc: ClientError | BotoCoreError,
+    ) -> _Entry[str]:
+        code = _error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        self._failed(api, code)
+        return cache.put(key, None, f"{api}: {code}")
+
+    def _failed(self, api: str, code: str, *, secret_id: str | None = None) -> None:
+        self.stats.failures[api] += 1
+        logger.warning(
+            "enrichment look-up failed",
+            extra={"api": api, "error_code": code, "secret_id": secret_id},
+        )

@@ -1,0 +1,744 @@
+"""One SNS message per finding, shaped for every kind of subscriber.
+
+An alert is published with ``MessageStructure="json"``: e-mail subscribers get a plain-text
+message, SMS subscribers one GSM-7 segment, and queues, functions and HTTP endpoints the same
+machine-readable JSON document.
+
+Much of what an alert shows is chosen by whoever made the call (user agent, secret name and
+description, role session name, tag values, error text, policy text). In the e-mail and the SMS
+every such string is escaped for where it goes: control, format and line/paragraph-separator
+characters (``\\r``, ``\\n``, C1 controls, U+2028/2029, bidi overrides, ...) become visible escapes,
+so a caller cannot forge extra lines or headers or reorder what the reader sees, and long values
+are cut with an ellipsis. The JSON document carries the raw strings; JSON escaping is the escape.
+
+No secret value appears anywhere: CloudTrail never records one, and nothing here reads one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shlex
+import unicodedata
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.errors import DeliveryError
+from shared.models import Caller, CloudTrailRecord, Finding, RequestFields, format_time
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sns.type_defs import MessageAttributeValueTypeDef
+
+    from shared.enrich import Enrichment, SecretDetails
+
+# A child of the Powertools service logger ("secretwatch"): same JSON handler, same level.
+logger = logging.getLogger("secretwatch." + __name__.rpartition(".")[2])
+
+SCHEMA_VERSION = 1
+SUBJECT_MAX = 99  # SNS: "less than 100 characters", ASCII, no line breaks or control characters
+SMS_MAX = 160  # one GSM-7 segment
+USER_AGENT_MAX = 200
+# SNS accepts at most 256 KiB per message; leave room for the subject and the attributes.
+MESSAGE_MAX_BYTES = 256 * 1024 - 8 * 1024
+ELLIPSIS = "…"
+DEFAULT_RECOVERY_WINDOW_DAYS = 30  # DeleteSecret with neither parameter
+# Subscriber protocols that receive the machine-readable document.
+MACHINE_PROTOCOLS: tuple[str, ...] = ("sqs", "lambda", "http", "https", "firehose", "email-json")
+
+# --- escaping -----------------------------------------------------------------------------------
+
+# Control (Cc), format (Cf: bidi overrides and isolates, zero-width characters), surrogate,
+# private-use and unassigned characters, and the line/paragraph separators U+2028/U+2029.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_char(ch: str) -> str:
+    if unicodedata.category(ch) not in _UNSAFE_CATEGORIES:
+        return ch
+    short = _SHORT_ESCAPES.get(ch)
+    if short is not None:
+        return short
+    code = ord(ch)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def clean(value: str, limit: int = 1000, *, keep_newlines: bool = False) -> str:
+    """``value`` made safe for one line of plain text: unsafe characters escaped, cut to ``limit``.
+
+    The cut never splits an escape sequence and ends with an ellipsis; the result never exceeds
+    ``limit`` characters. With ``keep_newlines`` a ``\\n`` stays a line break (for our own texts).
+    """
+    pieces: list[str] = []
+    used = 0
+    for ch in value:
+        piece = "\n" if keep_newlines and ch == "\n" else _escape_char(ch)
+        if used + len(piece) > limit:
+            while pieces and used + len(ELLIPSIS) > limit:
+                used -= len(pieces.pop())
+            return "".join(pieces) + ELLIPSIS
+        pieces.append(piece)
+        used += len(piece)
+    return "".join(pieces)
+
+
+# ASCII-folding for the subject and the SMS: what NFKD decomposition leaves outside the target
+# alphabet is mapped here first, and anything else becomes a visible "?".
+_FOLD = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u00df": "ss",
+        "\u00e6": "ae",
+        "\u00c6": "AE",
+        "\u00f8": "o",
+        "\u00d8": "O",
+        "\u0153": "oe",
+        "\u0152": "OE",
+        "\u0142": "l",
+        "\u0141": "L",
+        "\u0111": "d",
+        "\u0110": "D",
+        "\u0131": "i",
+        "\u00fe": "th",
+        "\u00de": "Th",
+        "\u00f0": "d",
+    }
+)
+# The printable ASCII characters of the GSM 03.38 basic set: backtick, [ \ ] ^ { | } ~ are not in
+# it (they need the escape table and cost two septets), so they are mapped or replaced.
+_GSM_FOLD = str.maketrans({"[": "(", "]": ")", "{": "(", "}": ")", "\\": "/", "|": "/", "~": "-"})
+_ASCII_PRINTABLE = frozenset(chr(code) for code in range(0x20, 0x7F))
+GSM7_SAFE = _ASCII_PRINTABLE - frozenset("`[\\]^{|}~")
+
+
+def fold(value: str, alphabet: frozenset[str] = _ASCII_PRINTABLE) -> str:
+    """``value`` in ``alphabet``: accents dropped, look-alikes mapped, the rest as ``?``."""
+    text = unicodedata.normalize("NFKD", value).translate(_FOLD)
+    if alphabet is GSM7_SAFE:
+        text = text.translate(_GSM_FOLD)
+    out: list[str] = []
+    for ch in text:
+        if ch in alphabet:
+            out.append(ch)
+        elif unicodedata.combining(ch):
+            continue
+        elif unicodedata.category(ch) == "Zs":
+            out.append(" ")
+        else:
+            out.append("?")
+    return "".join(out)
+
+
+def _cut(value: str, limit: int, marker: str) -> str:
+    if len(value) <= limit:
+        return value
+    if limit <= len(marker):
+        return value[:limit]
+    return value[: limit - len(marker)].rstrip() + marker
+
+
+def _fit(values: list[str], budget: int, marker: str) -> list[str]:
+    """Shorten the longest values first so that together they fit in ``budget`` characters."""
+    budget = max(budget, 0)
+    if sum(len(value) for value in values) <= budget:
+        return values
+    low, high = 0, max(len(value) for value in values)
+    while low < high:  # the largest per-value cap that fits
+        mid = (low + high + 1) // 2
+        if sum(min(len(value), mid) for value in values) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return [_cut(value, low, marker) for value in values]
+
+
+def _scrub(value: Any) -> Any:
+    """JSON-ready copy: lone surrogates (not valid Unicode, SNS would refuse them) become U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_scrub(key): _scrub(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(item) for item in value]
+    return value
+
+
+def _shrink(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return _cut(value, limit, ELLIPSIS)
+    if isinstance(value, dict):
+        return {key: _shrink(item, limit) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shrink(item, limit) for item in value]
+    return value
+
+
+# --- the message --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMessage:
+    subject: str  # ASCII printable, at most SUBJECT_MAX characters, no line breaks
+    email: str
+    sms: str  # GSM-7 basic characters only, at most SMS_MAX characters
+    machine: dict[str, Any]
+    attributes: dict[str, str]  # SNS message attributes, for subscription filter policies
+
+    @property
+    def event_id(self) -> str | None:
+        event = self.machine.get("event")
+        return event.get("id") if isinstance(event, dict) else None
+
+    @property
+    def rule_id(self) -> str | None:
+        rule = self.machine.get("rule")
+        return rule if isinstance(rule, str) else None
+
+
+def build_alert(
+    record: CloudTrailRecord,
+    finding: Finding,
+    enrichment: Enrichment,
+    *,
+    console_domain: str | None = None,
+) -> AlertMessage:
+    url = console_url(record, console_domain=console_domain)
+    command = lookup_command(record.event_id)
+    return AlertMessage(
+        subject=_subject(record, finding),
+        email=_email(record, finding, enrichment, url, command),
+        sms=_sms(record, finding),
+        machine=_machine(record, finding, enrichment, url, command),
+        attributes={
+            "severity": finding.severity,
+            "rule": _attribute(finding.rule_id),
+            "event_name": _attribute(record.event_name),
+            "account": _attribute(record.account_id),
+            "region": _attribute(record.region),
+        },
+    )
+
+
+def _attribute(value: str | None) -> str:
+    return _LONE_SURROGATE.sub("\ufffd", value[:256]) if value else "unknown"
+
+
+def lookup_command(event_id: str) -> str:
+    return f"secretwatch audit show {shlex.quote(event_id)}"
+
+
+_REGION = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$")
+
+
+def console_url(record: CloudTrailRecord, *, console_domain: str | None = None) -> str | None:
+    """A link to the secret in the Secrets Manager console, or None when it cannot be built."""
+    ref = record.secret
+    region = (ref.region if ref else None) or record.region
+    if ref is None or region is None or not _REGION.match(region):
+        return None  # the region becomes part of a host name: only a well-formed one is used
+    domain = console_domain or _console_domain(ref.arn, region)
+    if domain is None:
+        return None
+    return (
+        f"https://{region}.{domain}/secretsmanager/secret"
+        f"?name={quote(_LONE_SURROGATE.sub(chr(0xFFFD), ref.name), safe='')}&region={region}"
+    )
+
+
+def _console_domain(arn: str | None, region: str) -> str | None:
+    partition = arn.split(":", 2)[1] if arn and arn.count(":") >= 2 else None
+    if partition == "aws-cn" or (partition is None and region.startswith("cn-")):
+        return "console.amazonaws.cn"
+    if partition == "aws-us-gov" or (partition is None and region.startswith("us-gov-")):
+        return "console.amazonaws-us-gov.com"
+    if partition in (None, "aws"):
+        return "console.aws.amazon.com"
+    return None  # isolated partitions have no public console
+
+
+# --- short forms: subject and SMS ---------------------------------------------------------------
+
+
+def _short_caller(caller: Caller) -> str:
+    for value in (
+        caller.name,
+        caller.sso_user,
+        caller.user_name,
+        caller.role_name,
+        caller.invoked_by,
+        caller.principal,
+        caller.account_id,
+    ):
+        if value:
+            return value
+    return "unknown"
+
+
+def _secret_name(record: CloudTrailRecord) -> str:
+    return record.secret.name if record.secret is not None else "(no secret)"
+
+
+def _subject(record: CloudTrailRecord, finding: Finding) -> str:
+    head = fold(f"[{finding.severity.upper()}] {finding.rule_id}: ")
+    failed = " (failed)" if record.failed else ""
+    secret, caller = (fold(_secret_name(record)), fold(_short_caller(record.caller)))
+    budget = SUBJECT_MAX - len(head) - len(" by ") - len(failed)
+    if budget < 16:  # an absurdly long rule id: cut the whole line instead
+        return _cut(f"{head}{secret} by {caller}{failed}", SUBJECT_MAX, "...").rstrip()
+    secret, caller = _fit([secret, caller], budget, "...")
+    return f"{head}{secret} by {caller}{failed}".rstrip()
+
+
+def _sms(record: CloudTrailRecord, finding: Finding) -> str:
+    def gsm(value: str) -> str:
+        return fold(value, GSM7_SAFE)
+
+    head = gsm(f"secretwatch {finding.severity.upper()} {finding.rule_id}")
+    where = [part for part in (record.account_id, record.region) if part]
+    tail = gsm("".join(f" {part[:20]}" for part in where))
+    if record.failed:
+        tail = " FAILED" + tail
+    secret, caller = gsm(_secret_name(record)), gsm(_short_caller(record.caller))
+    budget = SMS_MAX - len(head) - len(tail) - len("  by ")
+    if budget < 10:
+        return _cut(f"{head} {secret} by {caller}{tail}", SMS_MAX, "..")
+    secret, caller = _fit([secret, caller], budget, "..")
+    return f"{head} {secret} by {caller}{tail}"
+
+
+# --- e-mail -------------------------------------------------------------------------------------
+
+_SERVICE_EVENT = "AwsServiceEvent"
+_ACTIONS: dict[str, str] = {
+    "CreateSecret": "created secret {secret}",
+    "DeleteSecret": "deleted secret {secret}",
+    "RestoreSecret": "restored secret {secret} (cancelled its deletion)",
+    "PutSecretValue": "stored a new value in secret {secret}",
+    "UpdateSecret": "updated secret {secret}",
+    "GetSecretValue": "read the value of secret {secret}",
+    "BatchGetSecretValue": "read secret values in a batch, including {secret}",
+    "DescribeSecret": "described secret {secret}",
+    "ListSecretVersionIds": "listed the versions of secret {secret}",
+    "PutResourcePolicy": "changed the resource policy of secret {secret}",
+    "DeleteResourcePolicy": "removed the resource policy of secret {secret}",
+    "GetResourcePolicy": "read the resource policy of secret {secret}",
+    "ValidateResourcePolicy": "validated a resource policy for secret {secret}",
+    "RotateSecret": "rotated or changed the rotation of secret {secret}",
+    "CancelRotateSecret": "cancelled the rotation of secret {secret}",
+    "UpdateSecretVersionStage": "moved a version stage of secret {secret}",
+    "TagResource": "tagged secret {secret}",
+    "UntagResource": "removed tags from secret {secret}",
+    "ReplicateSecretToRegions": "replicated secret {secret} to other regions",
+    "RemoveRegionsFromReplication": "removed replica regions of secret {secret}",
+    "StopReplicationToReplica": "made replica {secret} a standalone secret",
+}
+
+
+def _yes_no(value: bool | None) -> str:
+    return "unknown" if value is None else ("yes" if value else "no")
+
+
+def _who(caller: Caller) -> str:
+    """The caller as a reader would name them, already escaped."""
+
+    def c(value: str | None, limit: int = 200) -> str:
+        return clean(value, limit) if value else "unknown"
+
+    kind = caller.type
+    if caller.sso_user:
+        role = (
+            f", permission set {c(caller.sso_permission_set)}" if caller.sso_permission_set else ""
+        )
+        who = f"{c(caller.sso_user)} (SSO{role})"
+    elif kind == "Root":
+        who = f"the root user of account {c(caller.account_id)}"
+    elif kind == "IAMUser":
+        who = f"IAM user {c(caller.user_name or caller.name or caller.arn)}"
+    elif kind == "AssumedRole":
+        who = f"role {c(caller.role_name or caller.name)} (session {c(caller.session_name)})"
+    elif kind == "FederatedUser":
+        who = f"federated user {c(caller.name or caller.principal)}"
+    elif kind == "AWSAccount":
+        who = f"a principal of account {c(caller.account_id)} ({c(caller.principal_id)})"
+    elif kind == "IdentityCenterUser":
+        who = f"Identity Center user {c(caller.name or caller.identity_store_user_id)}"
+    elif kind == "AWSService" or (kind is None and caller.invoked_by):
+        return f"AWS service {c(caller.invoked_by or caller.name)}"
+    else:
+        who = c(caller.name or caller.principal or caller.arn, 200)
+        if who == "unknown":
+            who = "an unknown caller"
+    if caller.invoked_by:
+        who += f" via {c(caller.invoked_by)}"
+    return who
+
+
+def _sentence(record: CloudTrailRecord) -> str:
+    secret = clean(_secret_name(record), 520)
+    who = _who(record.caller)
+    event = clean(record.event_name, 100)
+    if record.event_type == _SERVICE_EVENT:
+        text = f"Secrets Manager recorded {event} for secret {secret}"
+        if record.failed:
+            text += f", which failed ({clean(record.error_code or 'no error code', 100)})"
+        return text
+    if record.failed:
+        code = clean(record.error_code or "an error", 100)
+        target = f" on secret {secret}" if record.secret is not None else ""
+        return f"{who} called {event}{target}, which failed with {code}"
+    template = _ACTIONS.get(record.event_name)
+    if template is None:
+        target = f" on secret {secret}" if record.secret is not None else ""
+        return f"{who} called {event}{target}"
+    action = template.format(secret=secret)
+    if record.event_name == "DeleteSecret":
+        action += _deletion_phrase(record.request)
+    return f"{who} {action}"
+
+
+def _deletion_phrase(request: RequestFields) -> str:
+    if request.force_delete_without_recovery:
+        return " with no recovery window (deleted immediately, cannot be restored)"
+    if request.recovery_window_days is not None:
+        return f" with a {request.recovery_window_days}-day recovery window"
+    return f" with the default {DEFAULT_RECOVERY_WINDOW_DAYS}-day recovery window"
+
+
+_INDENT = " " * 10
+
+
+def _label(name: str, value: str) -> str:
+    return f"{name + ':':<10}{value}"
+
+
+def _email(
+    record: CloudTrailRecord,
+    finding: Finding,
+    enrichment: Enrichment,
+    url: str | None,
+    command: str,
+) -> str:
+    lines = [_sentence(record) + ".", ""]
+    lines.append(_label("Rule", f"{clean(finding.rule_id, 200)} ({finding.severity.upper()})"))
+    lines.append(
+        _label("When", f"{record.event_time_iso} (event id {clean(record.event_id, 200)})")
+    )
+    lines.append(_label("Account", _account_line(record, enrichment)))
+    lines.append(_label("Region", clean(record.region, 50) if record.region else "unknown"))
+    who = _caller_lines(record.caller)
+    lines.append(_label("Who", who[0]))
+    lines.extend(_INDENT + line for line in who[1:])
+    lines.append(_label("From", _source_line(record)))
+    secret = _secret_lines(record, enrichment.secret)
+    lines.append(_label("Secret", secret[0]))
+    lines.extend(_INDENT + line for line in secret[1:])
+    if record.failed:
+        code = clean(record.error_code, 200) if record.error_code else "(no code)"
+        message = f": {clean(record.error_message, 1100)}" if record.error_message else ""
+        lines.append(_label("Error", code + message))
+    request = _request_lines(record.request)
+    if request:
+        lines.append(_label("Request", request[0]))
+        lines.extend(_INDENT + line for line in request[1:])
+    if enrichment.notes:
+        lines.append(_label("Notes", "; ".join(clean(note, 300) for note in enrichment.notes)))
+    lines.extend(["", clean(finding.description, 4000, keep_newlines=True)])
+    if finding.runbook:
+        lines.extend(["", "Runbook:", clean(finding.runbook, 8000, keep_newlines=True)])
+    lines.append("")
+    lines.append(f"Console: {url}" if url else "Console: (no link: secret or region unknown)")
+    lines.append(f"Look up: {clean(command, 300)}")
+    return "\n".join(lines) + "\n"
+
+
+def _account_line(record: CloudTrailRecord, enrichment: Enrichment) -> str:
+    text = clean(record.account_id, 50) if record.account_id else "unknown"
+    known = [
+        f"{label} {clean(value, 100)}"
+        for label, value in (("alias", enrichment.account_alias), ("name", enrichment.account_name))
+        if value
+    ]
+    return f"{text} ({', '.join(known)})" if known else text
+
+
+def _caller_lines(caller: Caller) -> list[str]:
+    first = caller.principal or caller.arn or caller.identity_arn
+    access = [
+        f"type {clean(caller.type, 50) if caller.type else 'none (service event)'}",
+        f"MFA {_yes_no(caller.mfa_authenticated)}",
+    ]
+    if caller.console_session is not None:
+        access.append(f"console session {_yes_no(caller.console_session)}")
+    if caller.access_key_id:
+        access.append(f"access key {clean(caller.access_key_id, 40)}")
+    groups: list[list[tuple[str, str | None]]] = [
+        [("identity", caller.identity_arn if caller.identity_arn != first else None)],
+        [("user", caller.user_name), ("role", caller.role_name), ("session", caller.session_name)],
+        [("SSO user", caller.sso_user), ("permission set", caller.sso_permission_set)],
+        [
+            ("Identity Center user id", caller.identity_store_user_id),
+            ("source identity", caller.source_identity),
+            ("invoked by", caller.invoked_by),
+            ("account", caller.account_id),
+        ],
+    ]
+    lines = [clean(first, 300) if first else "(no principal ARN)", "; ".join(access)]
+    for group in groups:
+        parts = [f"{label} {clean(value, 200)}" for label, value in group if value]
+        if parts:
+            lines.append("; ".join(parts))
+    return lines
+
+
+def _source_line(record: CloudTrailRecord) -> str:
+    source = record.source_ip
+    if not source:
+        parts = ["source unknown"]
+    elif source.endswith(".amazonaws.com") or source == "AWS Internal":
+        parts = [f"service {clean(source, 100)}"]
+    else:
+        parts = [f"IP {clean(source, 100)}"]
+    if record.user_agent:
+        parts.append(f'user agent "{clean(record.user_agent, USER_AGENT_MAX)}"')
+    if record.vpc_endpoint_id:
+        parts.append(f"VPC endpoint {clean(record.vpc_endpoint_id, 100)}")
+    return "; ".join(parts)
+
+
+def _secret_lines(record: CloudTrailRecord, details: SecretDetails | None) -> list[str]:
+    ref = record.secret
+    if ref is None:
+        return ["(the event names no secret)"]
+    lines = [clean(ref.name, 520)]
+    arn = ref.arn or (details.arn if details else None)
+    if arn:
+        lines.append(f"ARN: {clean(arn, 600)}")
+    if details is None:
+        lines.append("details: unavailable (see Notes)")
+    else:
+        if details.owner:
+            lines.append(f"Owner: {clean(details.owner, 256)}")
+        if details.tags:
+            tags = ", ".join(
+                f"{clean(key, 128)}={clean(value, 256)}"
+                for key, value in sorted(details.tags.items())
+            )
+            lines.append(f"Tags: {clean(tags, 2000)}")
+        if details.description:
+            lines.append(f"Description: {clean(details.description, 1000)}")
+        lines.append(f"Rotation: {_rotation(details)}")
+        kms = details.kms_key_id or "aws/secretsmanager (AWS managed key)"
+        lines.append(f"KMS key: {clean(kms, 300)}")
+        if details.primary_region:
+            lines.append(f"Primary region: {clean(details.primary_region, 50)}")
+    deletion = _deletion_date(record, details)
+    if deletion:
+        lines.append(f"Deletion date: {deletion}")
+    return lines
+
+
+def _rotation(details: SecretDetails) -> str:
+    if details.rotation_enabled is None:
+        text = "never configured"
+    else:
+        text = "enabled" if details.rotation_enabled else "disabled"
+    if details.rotation_lambda_arn:
+        text += f", function {clean(details.rotation_lambda_arn, 300)}"
+    if details.last_rotated_date:
+        text += f", last rotated {format_time(details.last_rotated_date)}"
+    return text
+
+
+def _deletion_date(record: CloudTrailRecord, details: SecretDetails | None) -> str | None:
+    if details is not None and details.deleted_date is not None:
+        return format_time(details.deleted_date)
+    if record.event_name != "DeleteSecret" or record.failed:
+        return None
+    request = record.request
+    if request.force_delete_without_recovery:
+        return f"{record.event_time_iso} (deleted without recovery)"
+    days = request.recovery_window_days or DEFAULT_RECOVERY_WINDOW_DAYS
+    purge = format_time(record.event_time + timedelta(days=days))
+    return f"{purge} (event time + {days} days)"
+
+
+def _request_lines(request: RequestFields) -> list[str]:
+    lines: list[str] = []
+    if request.recovery_window_days is not None:
+        lines.append(f"recovery window {request.recovery_window_days} days")
+    if request.force_delete_without_recovery is not None:
+        lines.append(
+            f"force delete without recovery: {_yes_no(request.force_delete_without_recovery)}"
+        )
+    if request.resource_policy is not None:
+        policy = json.dumps(request.resource_policy, ensure_ascii=False, separators=(",", ":"))
+        lines.append(f"resource policy: {clean(policy, 2000)}")
+    if request.block_public_policy is not None:
+        lines.append(f"block public policy: {_yes_no(request.block_public_policy)}")
+    if request.rotation_lambda_arn:
+        lines.append(f"rotation function: {clean(request.rotation_lambda_arn, 300)}")
+    rules = request.rotation_rules
+    if rules is not None:
+        parts = [
+            f"every {rules.automatically_after_days} days"
+            if rules.automatically_after_days
+            else "",
+            clean(rules.schedule_expression, 200) if rules.schedule_expression else "",
+            f"window {clean(rules.duration, 20)}" if rules.duration else "",
+        ]
+        lines.append(f"rotation schedule: {', '.join(part for part in parts if part) or 'none'}")
+    if request.rotate_immediately is not None:
+        lines.append(f"rotate immediately: {_yes_no(request.rotate_immediately)}")
+    if request.kms_key_id:
+        lines.append(f"KMS key: {clean(request.kms_key_id, 300)}")
+    if request.version_stages is not None:
+        lines.append(f"version stages: {clean(', '.join(request.version_stages), 300)}")
+    if request.new_version_id:
+        lines.append(f"new version: {clean(request.new_version_id, 100)}")
+    if request.add_replica_regions is not None:
+        lines.append(f"add replica regions: {clean(', '.join(request.add_replica_regions), 300)}")
+    if request.remove_replica_regions is not None:
+        regions = ", ".join(request.remove_replica_regions)
+        lines.append(f"remove replica regions: {clean(regions, 300)}")
+    if request.deletion_date:
+        lines.append(f"deletion date (as AWS wrote it): {clean(request.deletion_date, 100)}")
+    return lines
+
+
+# --- machine ------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {key: _jsonable(item) for key, item in asdict(value).items() if item is not None}
+    if isinstance(value, tuple | list):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def _machine(
+    record: CloudTrailRecord,
+    finding: Finding,
+    enrichment: Enrichment,
+    url: str | None,
+    command: str,
+) -> dict[str, Any]:
+    ref = record.secret
+    error = {"code": record.error_code, "message": record.error_message} if record.failed else None
+    request = {
+        item.name: _jsonable(getattr(record.request, item.name))
+        for item in fields(RequestFields)
+        if getattr(record.request, item.name) is not None
+    }
+    machine: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "rule": finding.rule_id,
+        "severity": finding.severity,
+        "description": finding.description,
+        "runbook": finding.runbook,
+        "event": {
+            "id": record.event_id,
+            "name": record.event_name,
+            "type": record.event_type,
+            "time": record.event_time_iso,
+            "source": record.event_source,
+            "region": record.region,
+            "account": record.account_id,
+            "read_only": record.read_only,
+            "error": error,
+            "version": record.event_version,
+            "request_id": record.request_id,
+            "shared_event_id": record.shared_event_id,
+            "warnings": list(record.warnings),
+        },
+        "secret": None if ref is None else asdict(ref),
+        "caller": asdict(record.caller),
+        "source": {
+            "ip": record.source_ip,
+            "user_agent": record.user_agent,
+            "vpc_endpoint": record.vpc_endpoint_id,
+        },
+        "request": request,
+        "enrichment": enrichment.to_dict(),
+        "console_url": url,
+        "lookup_command": command,
+    }
+    return _scrub(machine)  # type: ignore[no-any-return]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def to_sns_message(alert: AlertMessage) -> str:
+    """The ``Message`` for ``MessageStructure="json"``: one string per protocol, "default" first.
+
+    If the document would exceed SNS's size limit (it is carried once per machine protocol), its
+    long strings are cut, step by step, and ``"truncated": true`` is set in it.
+    """
+    body = ""
+    for limit in (None, 4096, 1024, 256, 64):
+        machine = alert.machine if limit is None else _shrink(alert.machine, limit)
+        if limit is not None:
+            machine = {**machine, "truncated": True}
+        document = _dumps(machine)
+        message = {"default": alert.email, "email": alert.email, "sms": alert.sms}
+        message.update(dict.fromkeys(MACHINE_PROTOCOLS, document))
+        body = _dumps(message)
+        if len(body.encode("utf-8")) <= MESSAGE_MAX_BYTES:
+            break
+    return body
+
+
+# --- delivery -----------------------------------------------------------------------------------
+
+
+class Notifier:
+    """Publishes alerts to one SNS topic; delivery errors propagate so the platform retries."""
+
+    def __init__(self, sns: SNSClient, topic_arn: str) -> None:
+        self._sns = sns
+        self._topic_arn = topic_arn
+
+    def publish(self, alert: AlertMessage) -> str:
+        attributes: dict[str, MessageAttributeValueTypeDef] = {
+            key: {"DataType": "String", "StringValue": value}
+            for key, value in alert.attributes.items()
+        }
+        try:
+            response = self._sns.publish(
+                TopicArn=self._topic_arn,
+                Subject=alert.subject,
+                Message=to_sns_message(alert),
+                MessageStructure="json",
+                MessageAttributes=attributes,
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code") or "UnknownError"
+            raise DeliveryError(
+                f"SNS Publish failed: {code}", event_id=alert.event_id, rule_id=alert.rule_id
+            ) from exc
+        except BotoCoreError as exc:
+            raise DeliveryError(
+                f"SNS Publish failed: {type(exc).__name__}",
+                event_id=alert.event_id,
+                rule_id=alert.rule_id,
+            ) from exc
+        message_id = response["MessageId"]
+        logger.info(
+            "alert published",
+            extra={"event_id": alert.event_id, "rule_id": alert.rule_id, "message_id": message_id},
+        )
+        return message_id

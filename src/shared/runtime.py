@@ -1,0 +1,32 @@
+"""The container's pipeline, assembled once at the first invocation and reused after."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from shared.audit import AuditStore
+from shared.clients import Clients
+from shared.enrich import Enricher
+from shared.notify import Notifier
+from shared.pipeline import Pipeline
+from shared.rules import load_rules
+from shared.settings import get_settings
+
+
+@lru_cache(maxsize=1)
+def get_pipeline() -> Pipeline:
+    settings = get_settings()
+    clients = Clients(region=settings.region)
+    return Pipeline(
+        ruleset=load_rules(),
+        enricher=Enricher(
+            clients.secretsmanager,
+            clients.iam,
+            clients.organizations if settings.organizations_lookup else None,
+            ttl_seconds=settings.enrich_cache_seconds,
+            home_account_id=settings.home_account_id,
+        ),
+        store=AuditStore(clients.dynamodb, settings.table_name),
+        notifier=Notifier(clients.sns, settings.topic_arn),
+        retention_days=settings.retention_days,
+    )

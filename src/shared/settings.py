@@ -1,0 +1,81 @@
+"""Settings of the Lambda functions, read from the environment once per container.
+
+A plain frozen dataclass, not pydantic: importing pydantic costs ~0.2 s of cold start, more than
+the whole budget over the boto3 floor (see scripts/bench.py). Required values have no silent
+defaults: a missing table name or topic is a ConfigError at the first invocation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from shared.errors import ConfigError
+
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no", ""})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    table_name: str
+    topic_arn: str
+    retention_days: int = 400
+    enrich_cache_seconds: float = 300.0
+    organizations_lookup: bool = False
+    region: str | None = None
+    home_account_id: str | None = None  # the account the stack runs in (IAM knows only its alias)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            table_name=_required(env, "AUDIT_TABLE_NAME"),
+            topic_arn=_required(env, "ALERT_TOPIC_ARN"),
+            retention_days=_int(env, "RETENTION_DAYS", 400, minimum=1),
+            enrich_cache_seconds=float(_int(env, "ENRICH_CACHE_SECONDS", 300, minimum=0)),
+            organizations_lookup=_bool(env, "ORGANIZATIONS_LOOKUP", default=False),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            home_account_id=env.get("HOME_ACCOUNT_ID") or None,
+        )
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is required (set by template.yaml)")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(
+            f"environment variable {name} must be a whole number, got {text!r}"
+        ) from None
+    if value < minimum:
+        raise ConfigError(f"environment variable {name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    text = env.get(name)
+    if text is None:
+        return default
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"environment variable {name} must be true or false, got {text!r}")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The container's settings, read at the first invocation (never at import time)."""
+    return Settings.from_env()
