@@ -75,8 +75,11 @@ test: lint typecheck build .venv-checkov/.stamp
 demo: $(VENV)/.stamp
 	$(VENV)/bin/secretwatch demo
 
+# The replay figure in the README is for REPLAY_RECORDS=100000 (about 12 minutes against moto).
+REPLAY_RECORDS ?= 20000
 bench: $(VENV)/.stamp
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_replay.py --records $(REPLAY_RECORDS)
 
 clean:
 	rm -rf .venv .venv-sam .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage

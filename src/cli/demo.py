@@ -5,7 +5,8 @@
    what reaches the EventBridge handler, and sends every CloudWatch Logs payload to the log
    subscription handler (the real handlers, in this process, over HTTP to moto);
 3. prints the events and findings, the e-mail and SMS the subscribers get, the JSON for machines,
-   an audit look-up, and proof of idempotency (sending everything again adds nothing).
+   a look-up and a timeline through the real `secretwatch audit` command, and proof of
+   idempotency (sending everything again adds nothing).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import textwrap
 import warnings
 from collections.abc import Callable
@@ -122,8 +124,12 @@ def _demo(endpoint: str, events_dir: Path, region: str) -> int:
     _heading(f"3. Alerts: {len(alerts)} published (one SNS message per event and rule)")
     _show_alerts(alerts, stack, sms_queue, json_queue)
 
-    _heading("4. Audit look-up: who touched prod/rds/orders-primary, newest first")
-    _show_lookup(stack, "prod/rds/orders-primary")
+    secret_name = "prod/rds/orders-primary"  # noqa: S105 — a secret's name, not a password
+    connection = ["--table", stack.table_name, "--region", stack.region, "--endpoint-url", endpoint]
+    _heading(f"4. Audit look-up: secretwatch audit --secret {secret_name} --format table")
+    _run_cli(["audit", "--secret", secret_name, "--format", "table", *connection])
+    _heading(f"   and its life story: secretwatch audit timeline {secret_name}")
+    _run_cli(["audit", "timeline", secret_name, "--format", "table", *connection])
 
     _heading("5. Idempotency: every payload sent again, by both routes")
     items_before, alerts_before = _count_items(stack), len(alerts)
@@ -362,30 +368,14 @@ def _show_alerts(
     print(textwrap.indent(json.dumps(summary, indent=2)[:1500], "   │ "))
 
 
-def _show_lookup(stack: LocalStack, secret: str) -> None:
-    response = stack.client("dynamodb").query(
-        TableName=stack.table_name,
-        IndexName="by-secret",
-        KeyConditionExpression="secret_name = :s",
-        ExpressionAttributeValues={":s": {"S": secret}},
-        ScanIndexForward=False,
-    )
-    rows = []
-    for item in response["Items"]:
-        findings = [f["M"]["rule"]["S"] for f in item.get("findings", {}).get("L", [])]
-        caller = item.get("caller", {}).get("M", {})
-        rows.append(
-            [
-                item["event_time"]["S"],
-                item["event_name"]["S"],
-                caller.get("name", {}).get("S", "-"),
-                item.get("source", {}).get("M", {}).get("ip", {}).get("S", "-"),
-                ", ".join(findings) or "-",
-            ]
-        )
-    render_table(
-        ["WHEN (UTC)", "EVENT", "WHO", "FROM", "FINDINGS"], rows, max_widths=[20, 28, 40, 30, 60]
-    )
+def _run_cli(argv: list[str]) -> None:
+    """Run a real `secretwatch` command in this process, as a user would type it."""
+    from cli.main import main  # noqa: PLC0415 — avoids an import cycle with cli.main
+
+    print("   $ secretwatch " + " ".join(shlex.quote(a) for a in argv))
+    status = main(argv)
+    if status != 0:
+        print(f"   (exit status {status})")
 
 
 def _count_items(stack: LocalStack) -> int:

@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cli import demo, evaluate, rules_cmd  # noqa: PLC0415 — subcommands load on demand
+    from cli import audit_cmd, demo, evaluate, replay, rules_cmd  # noqa: PLC0415 — subcommands load on demand
 
     parser = _Parser(
         prog="secretwatch",
@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.register(commands)
     rules_cmd.register(commands)
     demo.register(commands)
+    audit_cmd.register(commands)
+    replay.register(commands)
     return parser
 
 

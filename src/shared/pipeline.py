@@ -49,6 +49,7 @@ class Summary:
     rejected: int = 0
     skipped: int = 0
     failures: int = 0
+    enrichment_failures: int = 0  # look-ups that degraded (AccessDenied, not found...)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -94,6 +95,7 @@ class Pipeline:
 
     def process(self, items: Iterable[ReadItem], route: str) -> Summary:
         summary = Summary()
+        failed_lookups = self._enrichment_failures()
         quiet: list[dict[str, Any]] = []  # audit items without findings: written in batches
         failures: list[DeliveryError] = []
         for item in items:
@@ -116,6 +118,7 @@ class Pipeline:
         except DeliveryError as exc:
             failures.append(exc)
         summary.failures = len(failures)
+        summary.enrichment_failures = self._enrichment_failures() - failed_lookups
         self._emit(summary)
         if failures:
             first = failures[0]
@@ -281,6 +284,10 @@ class Pipeline:
         else:
             summary.duplicates += 1
 
+    def _enrichment_failures(self) -> int:
+        stats = getattr(self.enricher, "stats", None)
+        return sum(stats.failures.values()) if stats is not None else 0
+
     def _emit(self, summary: Summary) -> None:
         count("RecordsParsed", summary.records)
         count("RecordsRejected", summary.rejected)
@@ -289,6 +296,7 @@ class Pipeline:
         count("AuditWrites", summary.written)
         count("Duplicates", summary.duplicates)
         count("AlertsPublished", summary.alerts_published)
+        count("EnrichmentFailures", summary.enrichment_failures)
 
 
 def _digest(raw: Any) -> str:

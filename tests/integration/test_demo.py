@@ -44,5 +44,8 @@ def test_demo_runs_every_part_and_adds_nothing_the_second_time(
     ):
         assert heading in out
     assert "Subject: [CRITICAL]" in out
+    # AND the look-up and the timeline come from the real `secretwatch audit` command
+    assert "$ secretwatch audit --secret prod/rds/orders-primary" in out
+    assert "prod/rds/orders-primary: 6 event(s), oldest first" in out
     assert "nothing new: no second audit record, no second alert" in out
     assert "Traceback" not in out + err

@@ -314,3 +314,15 @@ def test_alert_and_audit_hold_no_secret_value_and_escape_the_user_agent(world: W
     for forbidden in ("SecretString", "SecretBinary", "secret_value"):
         assert forbidden not in text
     assert message["source"]["user_agent"] == "evil\r\nSubject: pwned\u202e"
+
+
+def test_enrichment_failures_are_counted_and_never_lose_the_event(world: World) -> None:
+    # GIVEN a deletion of a secret that does not exist in the account (DescribeSecret fails)
+    event = eventbridge("secret-deleted")
+    # WHEN processed
+    summary = world.pipeline().process_event(event, ROUTE_EVENTBRIDGE)
+    # THEN the record and the alert are there, and the degraded look-up is counted
+    assert summary.enrichment_failures >= 1
+    assert len(world.items()) == 1
+    (message,) = world.messages()
+    assert message["enrichment"]["notes"]

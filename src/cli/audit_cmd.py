@@ -1,0 +1,434 @@
+"""``secretwatch audit``: look-ups in the audit table, one record, or the life of one secret.
+
+    secretwatch audit [--secret S] [--principal P] [--rule R] [--severity L] [--event-name N]
+                      [--since T] [--until T] [--limit N]
+    secretwatch audit show EVENT_ID
+    secretwatch audit timeline SECRET [--since T] [--until T]
+
+The table comes from --table, --stack (its AuditTableName output) or SECRETWATCH_TABLE. The query
+logic lives in ``cli.audit_query``; this module parses options, connects and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ProfileNotFound,
+)
+
+from cli import audit_query as q
+from cli.output import colour_severity, render_table, safe, use_colour
+from shared.models import SEVERITIES
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+TABLE_ENV = "SECRETWATCH_TABLE"
+STACK_OUTPUT = "AuditTableName"
+ACCESS_CODES = {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException"}
+FORMATS = ("table", "json", "csv")
+LIST_WIDTHS = (20, 28, 40, 32, 16, 8, 40, 24, 40)
+
+ClientFactory = Callable[[argparse.Namespace], Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# Options
+
+
+def register(commands: Any) -> None:
+    common = _common_options()
+    parser = commands.add_parser(
+        "audit",
+        parents=[common],
+        help="search the audit table: by secret, principal, rule, severity, event, time",
+        description=(
+            "Search the audit table, newest first, always through its keys and indexes (never a "
+            "Scan). Filters combine. Without --secret, --principal or --rule the by-day index is "
+            f"searched day by day from --until (default: now) back to --since (default: "
+            f"{q.DEFAULT_WINDOW_DAYS} days back)."
+        ),
+    )
+    _filter_options(parser)
+    parser.set_defaults(handler=run_search)
+    sub = parser.add_subparsers(dest="audit_command", metavar="ACTION", parser_class=type(parser))
+
+    show = sub.add_parser("show", parents=[common], help="one whole record by its event id")
+    show.add_argument("event_id", metavar="EVENT_ID")
+    show.set_defaults(handler=run_show)
+
+    timeline = sub.add_parser(
+        "timeline", parents=[common], help="the life of one secret as a story, oldest first"
+    )
+    timeline.add_argument("secret", metavar="SECRET", help="secret name or ARN")
+    _window_options(timeline)
+    timeline.set_defaults(handler=run_timeline)
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """Options every audit action takes, before or after the action (hence SUPPRESS)."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--table", metavar="NAME", help=f"audit table name (or ${TABLE_ENV})")
+    common.add_argument("--stack", metavar="NAME", help="read the table from this stack's outputs")
+    common.add_argument("--region", metavar="REGION", help="AWS Region")
+    common.add_argument("--profile", metavar="PROFILE", help="AWS CLI profile")
+    common.add_argument("--endpoint-url", metavar="URL", help="DynamoDB endpoint (local testing)")
+    common.add_argument(
+        "--format",
+        choices=(*FORMATS, "text"),
+        help="table (default on a terminal), json lines (default otherwise) or csv",
+    )
+    return common
+
+
+def _window_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--since", metavar="WHEN", help="from (inclusive): 24h, 7d, 2026-11-01 or an ISO time"
+    )
+    parser.add_argument(
+        "--until", metavar="WHEN", help="to (inclusive): 24h, 7d, a date (its end) or an ISO time"
+    )
+
+
+def _filter_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--secret", metavar="NAME_OR_ARN", help="one secret")
+    parser.add_argument(
+        "--principal", metavar="ARN_OR_NAME", help="caller: IAM user/role/assumed-role ARN or name"
+    )
+    parser.add_argument("--rule", metavar="ID", help="records on which this rule fired")
+    parser.add_argument(
+        "--severity", choices=SEVERITIES, metavar="LEVEL", help="this severity or higher"
+    )
+    parser.add_argument("--event-name", metavar="NAME", help="e.g. DeleteSecret")
+    _window_options(parser)
+    parser.add_argument(
+        "--limit", type=_positive, default=q.DEFAULT_LIMIT, help="at most N records (default 50)"
+    )
+    parser.add_argument("--page-size", type=_positive, help=argparse.SUPPRESS)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _usage(message: str) -> Exception:
+    from cli.main import UsageError  # noqa: PLC0415 — cli.main imports this module
+
+    return UsageError(message)
+
+
+def _window(args: argparse.Namespace, now: datetime) -> tuple[datetime | None, datetime | None]:
+    try:
+        since = q.parse_time(args.since, now) if args.since else None
+        until = q.parse_time(args.until, now, end_of_day=True) if args.until else None
+    except ValueError as exc:
+        raise _usage(str(exc)) from exc
+    if since and until and since > until:
+        raise _usage("--since is after --until")
+    return since, until
+
+
+def _filters(args: argparse.Namespace, now: datetime) -> q.Filters:
+    since, until = _window(args, now)
+    try:
+        principal = q.principal_lookup(args.principal) if args.principal else None
+    except ValueError as exc:
+        raise _usage(str(exc)) from exc
+    return q.Filters(
+        secret=q.secret_name(args.secret) if args.secret else None,
+        principal=principal,
+        rule=args.rule,
+        severity=args.severity,
+        event_name=args.event_name,
+        since=since,
+        until=until,
+        limit=args.limit,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Connecting
+
+
+@dataclass
+class Connection:
+    client: DynamoDBClient
+    table: str
+    region: str
+
+
+def _session(args: argparse.Namespace) -> boto3.Session:
+    return boto3.Session(
+        profile_name=getattr(args, "profile", None), region_name=getattr(args, "region", None)
+    )
+
+
+def _client(args: argparse.Namespace, service: str) -> Any:
+    return _session(args).client(service, endpoint_url=getattr(args, "endpoint_url", None))  # type: ignore[call-overload]
+
+
+def connect(args: argparse.Namespace, make_client: ClientFactory | None = None) -> Connection:
+    """The DynamoDB client and the table name, from the options and the environment."""
+    client = (make_client or (lambda a: _client(a, "dynamodb")))(args)
+    table = _table_name(args)
+    return Connection(client, table, str(client.meta.region_name))
+
+
+def _table_name(args: argparse.Namespace) -> str:
+    table = getattr(args, "table", None)
+    if table:
+        return str(table)
+    stack = getattr(args, "stack", None)
+    if stack:
+        return _table_from_stack(args, str(stack))
+    if os.environ.get(TABLE_ENV):
+        return os.environ[TABLE_ENV]
+    raise _usage(f"no audit table: pass --table, --stack or set {TABLE_ENV}")
+
+
+def _table_from_stack(args: argparse.Namespace, stack: str) -> str:
+    cloudformation = _client(args, "cloudformation")
+    region = cloudformation.meta.region_name
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ValidationError":
+            raise q.AuditError(
+                f"stack {stack} not found in {region} (check --stack/--region)"
+            ) from exc
+        raise
+    for output in stacks[0].get("Outputs", []) if stacks else []:
+        if output.get("OutputKey") == STACK_OUTPUT:
+            return str(output["OutputValue"])
+    raise q.AuditError(f"stack {stack} in {region} has no {STACK_OUTPUT} output")
+
+
+@contextmanager
+def aws_errors(args: argparse.Namespace, connection: list[Connection]) -> Iterator[None]:
+    """AWS failures → one clear line each (exit 1); never a traceback."""
+    try:
+        yield
+    except ClientError as exc:
+        raise _client_error(exc, connection[0] if connection else None) from exc
+    except NoCredentialsError as exc:
+        raise q.AuditError(
+            "no AWS credentials: run `aws configure` or `aws sso login`, set AWS_PROFILE or "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or pass --profile"
+        ) from exc
+    except ProfileNotFound as exc:
+        raise q.AuditError(f"AWS profile {getattr(args, 'profile', '?')} not found") from exc
+    except NoRegionError as exc:
+        raise q.AuditError("no AWS Region: pass --region or set AWS_REGION") from exc
+    except EndpointConnectionError as exc:
+        raise q.AuditError(f"cannot reach {exc.kwargs.get('endpoint_url', 'AWS')}") from exc
+    except BotoCoreError as exc:
+        raise q.AuditError(f"AWS call failed: {exc}") from exc
+
+
+def _client_error(exc: ClientError, conn: Connection | None) -> q.AuditError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", "?"))
+    table = conn.table if conn else "?"
+    if code == "ResourceNotFoundException" and conn is not None:
+        return q.AuditError(
+            f"audit table {table} not found in {conn.region} (check --table/--stack/--region)"
+        )
+    if code in ACCESS_CODES:
+        return q.AuditError(
+            f"access denied ({code}): the caller needs dynamodb:Query/GetItem on the table "
+            f"{table} and its indexes"
+        )
+    return q.AuditError(f"{exc.operation_name} failed: {code}: {error.get('Message', '')}")
+
+
+def _connected(args: argparse.Namespace, work: Callable[[Connection], int]) -> int:
+    holder: list[Connection] = []
+    with aws_errors(args, holder):
+        holder.append(connect(args, getattr(args, "client_factory", None)))
+        return work(holder[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Actions
+
+
+def _format(args: argparse.Namespace) -> str:
+    chosen = getattr(args, "format", None)
+    if chosen == "text":
+        return "table"
+    if chosen:
+        return str(chosen)
+    return "table" if sys.stdout.isatty() else "json"
+
+
+def run_search(args: argparse.Namespace) -> int:
+    filters = _filters(args, datetime.now(UTC))
+
+    def work(conn: Connection) -> int:
+        result = q.search(conn.client, conn.table, filters, page_size=args.page_size)
+        if result.note:
+            print(f"secretwatch: note: {result.note}", file=sys.stderr)
+        print_rows(
+            _format(args),
+            result.items,
+            q.summary_row,
+            q.ROW_FIELDS,
+            widths=LIST_WIDTHS,
+        )
+        return 0
+
+    return _connected(args, work)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    def work(conn: Connection) -> int:
+        item = q.get_record(conn.client, conn.table, args.event_id)
+        if item is None:
+            raise q.AuditError(f"no audit record with event id {args.event_id} in {conn.table}")
+        if _format(args) == "json":
+            print(q.to_json(item))
+        else:
+            print_record(item)
+        return 0
+
+    return _connected(args, work)
+
+
+def run_timeline(args: argparse.Namespace) -> int:
+    since, until = _window(args, datetime.now(UTC))
+    secret = q.secret_name(args.secret)
+
+    def work(conn: Connection) -> int:
+        items = q.secret_history(conn.client, conn.table, secret, since=since, until=until)
+        fmt = _format(args)
+        if fmt == "table":
+            print_story(secret, items)
+        else:
+            fields = ("time", "sentence", "severity", "findings", "event_name", "event_id")
+            print_rows(fmt, items, q.timeline_row, fields)
+        return 0
+
+    return _connected(args, work)
+
+
+# ---------------------------------------------------------------------------------------------
+# Printing
+
+
+def print_rows(
+    fmt: str,
+    items: Sequence[Mapping[str, Any]],
+    to_row: Callable[[Mapping[str, Any]], dict[str, str]],
+    fields: Sequence[str],
+    *,
+    widths: Sequence[int] | None = None,
+) -> None:
+    if fmt == "json":
+        for item in items:
+            print(q.to_json(item if to_row is q.summary_row else to_row(item)))
+        return
+    rows = [to_row(item) for item in items]
+    if fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(fields), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    headers = [f.replace("_", " ").upper() for f in fields]
+    colour_at = list(fields).index("severity") if "severity" in fields else None
+    render_table(
+        headers,
+        [[row[f] for f in fields] for row in rows],
+        max_widths=widths,
+        colour_column=colour_at,
+    )
+    if not rows:
+        print("(no records)")
+
+
+def print_story(secret: str, items: Sequence[Mapping[str, Any]]) -> None:
+    colour = use_colour(sys.stdout)
+    print(f"{safe(secret)}: {len(items)} event(s), oldest first")
+    for item in items:
+        row = q.timeline_row(item)
+        line = f"{row['time']}  {safe(row['sentence'])}"
+        findings = [
+            f"{colour_severity(str(f.get('severity')), colour)}: {safe(f.get('rule'))}"
+            for f in item.get("findings") or []
+        ]
+        if findings:
+            line += "  [" + ", ".join(findings) + "]"
+        print(line)
+
+
+_SUMMARY = (
+    ("event", "event_name"),
+    ("time", "event_time"),
+    ("event id", "event_id"),
+    ("kind", "kind"),
+    ("secret", "secret_name"),
+    ("secret arn", "secret_arn"),
+    ("principal", "principal"),
+    ("region", "region"),
+    ("account", "account_id"),
+    ("error", "error_code"),
+    ("error message", "error_message"),
+    ("severity", "severity"),
+)
+_SECTIONS = ("caller", "source", "request", "enrichment", "alerts")
+
+
+def print_record(item: Mapping[str, Any]) -> None:
+    """The whole record as labelled sections; every caller-controlled value through safe()."""
+    colour = use_colour(sys.stdout)
+    print(safe(q.sentence(item)))
+    for label, key in _SUMMARY:
+        if item.get(key) not in (None, ""):
+            value = safe(item[key])
+            if key == "severity":
+                value = colour_severity(value, colour)
+            print(f"  {label:<14} {value}")
+    if item.get("findings"):
+        print("findings")
+        for finding in item["findings"]:
+            severity = colour_severity(safe(finding.get("severity")), colour)
+            print(f"  {severity}  {safe(finding.get('rule'))}: {safe(finding.get('description'))}")
+    for section in _SECTIONS:
+        if item.get(section):
+            print(section)
+            for key, value in _flatten(item[section]):
+                print(f"  {safe(key):<28} {safe(value)}")
+    rest = sorted(k for k in item if k not in {*(k for _, k in _SUMMARY), *_SECTIONS, "findings"})
+    print("record")
+    for key in rest:
+        print(f"  {safe(key):<28} {safe(item[key])}")
+
+
+def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, Mapping):
+        for key in sorted(value):
+            yield from _flatten(value[key], f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list):
+        yield prefix, ", ".join(str(v) for v in value)
+    else:
+        yield prefix, str(value)

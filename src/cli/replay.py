@@ -1,0 +1,753 @@
+"""``secretwatch replay SOURCE...``: backfill the audit table from CloudTrail log files.
+
+Reads CloudTrail log files (``.json`` / ``.json.gz``, the S3 delivery layout
+``AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<file>``) from local files and folders or from
+``s3://bucket/prefix``, one file at a time, and feeds each file's Secrets Manager records to the
+same Pipeline the Lambda functions use (route "replay"): the same rules, the same idempotent
+writer, so replaying the same files twice adds nothing.
+
+Replay is quiet by default: no alert is published (``--notify`` turns alerts on; without it the
+alerts are recorded as "suppressed") and no enrichment look-up is made (``--enrich`` turns it on;
+today's tags would otherwise be attributed to old events). ``--dry-run`` prints the findings and
+writes nothing.
+
+Output: the summary on stdout (with ``--dry-run`` the findings go to stdout and the summary to
+stderr, so ``| jq`` works); one stderr line per file that cannot be read and per rejected record;
+on a terminal, a progress line on stderr. Exit status: 0, or 1 when a file failed or a record was
+rejected, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import boto3
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ProfileNotFound,
+)
+
+from cli.output import render_table, safe
+from shared.audit import AuditStore
+from shared.clients import BOTO_CONFIG
+from shared.enrich import Enricher, Enrichment
+from shared.errors import ConfigError, DeliveryError, InputError, SecretwatchError
+from shared.models import SEVERITY_RANK, CloudTrailRecord, Evaluation
+from shared.notify import Notifier
+from shared.observability import logger as service_logger
+from shared.parse import ReadItem, read_bytes
+from shared.pipeline import ROUTE_REPLAY, EnricherPort, Pipeline
+from shared.rules import RuleSet, load_rules
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+ENV_TABLE = "SECRETWATCH_TABLE"
+LOG_SUFFIXES = (".json", ".json.gz")
+DIGEST_FOLDER = "CloudTrail-Digest"
+PROGRESS_INTERVAL = 0.1  # seconds: at most ten progress updates a second
+# The stack's default retention (Settings and template.yaml agree); expiry counts from eventTime.
+RETENTION_DAYS = Settings(table_name="-", topic_arn="-").retention_days
+_RELATIVE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class ReplayError(SecretwatchError):
+    """The replay cannot start (no table, no credentials, ...): exit status 1."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "replay",
+        help="backfill the audit table from CloudTrail log files (local or S3)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="CloudTrail log file, folder (read recursively) or s3://bucket/prefix",
+    )
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--table", metavar="NAME", help=f"audit table (default: ${ENV_TABLE})")
+    target.add_argument(
+        "--stack", metavar="NAME", help="read the table (and topic) from this stack's outputs"
+    )
+    parser.add_argument("--region", metavar="R", help="AWS region (as the AWS CLI)")
+    parser.add_argument("--profile", metavar="P", help="AWS named profile (as the AWS CLI)")
+    parser.add_argument("--endpoint-url", metavar="URL", help="custom endpoint (e.g. moto)")
+    parser.add_argument(
+        "--rules", metavar="FILE", help="rule file (YAML or JSON) replacing the defaults"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the findings only; write nothing"
+    )
+    parser.add_argument(
+        "--notify",
+        action="store_true",
+        help="also publish alerts (off by default: a backfill records them as suppressed)",
+    )
+    parser.add_argument("--topic-arn", metavar="ARN", help="SNS topic for --notify")
+    parser.add_argument(
+        "--since",
+        metavar="T",
+        type=_when_argument,
+        help="only events at or after T (24h, 7d, 2026-11-01, ISO 8601)",
+    )
+    parser.add_argument(
+        "--until", metavar="T", type=_when_argument, help="only events before T (same forms)"
+    )
+    parser.add_argument(
+        "--enrich",
+        action="store_true",
+        help="look up secret tags and account names (off by default: they are today's)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli.main import UsageError  # noqa: PLC0415 — cli.main imports this module on demand
+
+    if args.since and args.until and args.since >= args.until:
+        raise UsageError("--since must be earlier than --until")
+    if args.topic_arn and not args.notify:
+        raise UsageError("--topic-arn needs --notify")
+    if args.dry_run and args.notify:
+        raise UsageError("--dry-run and --notify cannot be combined")
+    for source in args.sources:
+        if source.startswith("s3://"):
+            parse_s3_url(source)  # a malformed URL is a usage error, before any AWS call
+    ruleset = load_rules(args.rules)  # a bad rule file fails here, before any file is read
+    session = make_session(args.profile, args.region)
+    table, topic_arn = None, None
+    if not args.dry_run:
+        table, topic_arn = resolve_targets(args, session)
+        if table is None:
+            raise UsageError(
+                f"no audit table: give --table NAME or --stack NAME, or set {ENV_TABLE}"
+            )
+        if args.notify and topic_arn is None:
+            raise UsageError("--notify needs --topic-arn ARN (or --stack NAME)")
+    options = ReplayOptions(
+        sources=tuple(args.sources),
+        table=table,
+        topic_arn=topic_arn if args.notify else None,
+        endpoint_url=args.endpoint_url,
+        dry_run=args.dry_run,
+        since=args.since,
+        until=args.until,
+        enrich=args.enrich,
+    )
+    with quiet_service_telemetry():
+        totals = replay(options, session, ruleset, progress=sys.stderr.isatty())
+    summary_stream = sys.stderr if args.dry_run else sys.stdout
+    print(format_summary(totals, dry_run=args.dry_run, notify=args.notify), file=summary_stream)
+    return 1 if totals.failed else 0
+
+
+def _when_argument(text: str) -> datetime:
+    try:
+        return parse_when(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Time filter
+
+
+def parse_when(text: str, now: datetime | None = None) -> datetime:
+    """``24h`` / ``30m`` / ``7d`` / ``2w`` ago, a date (midnight UTC) or an ISO 8601 time (UTC if
+    no offset is given). Always timezone-aware UTC."""
+    relative = _RELATIVE.match(text)
+    if relative:
+        amount, unit = int(relative.group(1)), relative.group(2).lower()
+        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: amount})
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"not a time: {text!r} (expected e.g. 24h, 7d, 2026-11-01 or 2026-11-01T09:30:00Z)"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def in_window(when: datetime, since: datetime | None, until: datetime | None) -> bool:
+    """``since`` is inclusive, ``until`` exclusive: ``--since D --until D+1`` is one whole day."""
+    return (since is None or when >= since) and (until is None or when < until)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources: local files and folders, S3 prefixes
+
+
+@dataclass(frozen=True, slots=True)
+class LogFile:
+    """One log file to read; ``read`` fetches its bytes only when it is its turn."""
+
+    name: str
+    read: Callable[[], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceError:
+    """A source or file that could not be read: one stderr line, the run goes on."""
+
+    name: str
+    message: str
+
+
+def is_log_file(parts: Sequence[str]) -> bool:
+    """A CloudTrail log file by its path: ``.json``/``.json.gz`` and not in a digest folder."""
+    return (
+        bool(parts) and parts[-1].lower().endswith(LOG_SUFFIXES) and DIGEST_FOLDER not in parts[:-1]
+    )
+
+
+def walk_local(path: Path) -> list[Path]:
+    """A file as given (whatever its name); a folder's log files, recursively, sorted."""
+    if not path.is_dir():
+        return [path]
+    return sorted(
+        candidate
+        for candidate in path.rglob("*")
+        if candidate.is_file()
+        and is_log_file(candidate.relative_to(path).parts)
+        and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
+    )
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    from cli.main import UsageError  # noqa: PLC0415
+
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://") or not bucket:
+        raise UsageError(f"not an S3 URL: {url!r} (expected s3://bucket/prefix)")
+    return bucket, prefix
+
+
+def iter_s3(s3: S3Client, url: str) -> Iterator[LogFile | SourceError]:
+    """The log files under an S3 prefix, listed page by page (keys come back sorted)."""
+    bucket, prefix = parse_s3_url(url)
+    paginator = s3.get_paginator("list_objects_v2")
+    try:
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                key = entry["Key"]
+                if is_log_file(key.split("/")):
+                    yield LogFile(f"s3://{bucket}/{key}", _s3_reader(s3, bucket, key))
+    except (ClientError, BotoCoreError) as exc:
+        yield SourceError(url, f"cannot list the objects: {aws_error(exc)}")
+
+
+def _s3_reader(s3: S3Client, bucket: str, key: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    return read
+
+
+def _local_reader(path: Path) -> Callable[[], bytes]:
+    return path.read_bytes
+
+
+def iter_sources(
+    sources: Sequence[str], s3: Callable[[], S3Client]
+) -> tuple[Iterator[LogFile | SourceError], int | None]:
+    """Every source's log files in order, and how many there are (None when S3 is listed lazily)."""
+    local: dict[str, list[Path]] = {}
+    for source in sources:
+        if not source.startswith("s3://"):
+            local[source] = walk_local(Path(source))
+    known = None if any(s.startswith("s3://") for s in sources) else sum(map(len, local.values()))
+
+    def files() -> Iterator[LogFile | SourceError]:
+        for source in sources:
+            if source.startswith("s3://"):
+                yield from iter_s3(s3(), source)
+                continue
+            if not Path(source).exists():
+                yield SourceError(source, "no such file or directory")
+                continue
+            for path in local[source]:
+                yield LogFile(str(path), _local_reader(path))
+
+    return files(), known
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS session, targets and errors
+
+
+def make_session(profile: str | None, region: str | None) -> boto3.Session:
+    try:
+        return boto3.Session(profile_name=profile, region_name=region)
+    except ProfileNotFound as exc:
+        raise ConfigError(f"AWS profile {profile!r} not found ({exc})") from exc
+
+
+def client(session: boto3.Session, service: str, endpoint_url: str | None) -> Any:
+    try:
+        return session.client(service, endpoint_url=endpoint_url, config=BOTO_CONFIG)  # type: ignore[call-overload]
+    except NoRegionError as exc:
+        raise ConfigError("no AWS region: pass --region or set AWS_REGION") from exc
+
+
+def aws_error(exc: Exception) -> str:
+    """One human line for an AWS failure, chosen by error code (never by message text)."""
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials found (configure them, or pass --profile)"
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach the endpoint ({exc.kwargs.get('endpoint_url', '?')})"
+    if not isinstance(exc, ClientError):
+        return type(exc).__name__
+    code = _code(exc)
+    if code == "ResourceNotFoundException":
+        return f"not found ({code})"
+    if code == "NoSuchBucket":
+        return f"the bucket does not exist ({code})"
+    if code in {"AccessDenied", "AccessDeniedException", "403"}:
+        return f"access denied ({code})"
+    if code in {"NoSuchKey", "404"}:
+        return f"the object does not exist ({code})"
+    if code in {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId"}:
+        return f"the AWS credentials are not valid ({code})"
+    return code
+
+
+def _code(exc: Exception) -> str:
+    if not isinstance(exc, ClientError):
+        return type(exc).__name__
+    return str(exc.response.get("Error", {}).get("Code") or "UnknownError")
+
+
+def resolve_targets(
+    args: argparse.Namespace, session: boto3.Session
+) -> tuple[str | None, str | None]:
+    """(table, topic ARN) from --table/--topic-arn, the stack's outputs, or $SECRETWATCH_TABLE."""
+    table, topic = args.table, args.topic_arn
+    if args.stack:
+        outputs = stack_outputs(client(session, "cloudformation", args.endpoint_url), args.stack)
+        table = outputs.get("AuditTableName")
+        if table is None:
+            raise ReplayError(f"stack {args.stack!r} has no output AuditTableName")
+        topic = topic or outputs.get("AlertTopicArn")
+    return table or os.environ.get(ENV_TABLE) or None, topic
+
+
+def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
+    try:
+        response = cloudformation.describe_stacks(StackName=stack)
+    except (ClientError, BotoCoreError) as exc:
+        raise ReplayError(f"cannot read stack {stack!r}: {aws_error(exc)}") from exc
+    stacks = response.get("Stacks") or [{}]
+    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
+def check_table(dynamodb: Any, table: str) -> None:
+    """Fail early, with one line, if the table cannot be used: with the permission replay needs
+    anyway (BatchGetItem), not DescribeTable."""
+    try:
+        dynamodb.batch_get_item(
+            RequestItems={
+                table: {
+                    "Keys": [{"event_id": {"S": "secretwatch-replay-probe"}}],
+                    "ProjectionExpression": "event_id",
+                }
+            }
+        )
+    except (ClientError, BotoCoreError) as exc:
+        hint = (
+            " (check --table/--stack and --region)"
+            if _code(exc) == "ResourceNotFoundException"
+            else ""
+        )
+        region = dynamodb.meta.region_name
+        raise ReplayError(f"audit table {table!r} in {region}: {aws_error(exc)}{hint}") from exc
+
+
+class NullEnricher:
+    """Replay's default: no look-up, so no today's tags on yesterday's events."""
+
+    def enrich(self, record: CloudTrailRecord) -> Enrichment:
+        return Enrichment.empty()
+
+
+class CountingRuleSet(RuleSet):
+    """The loaded rules, counting findings by severity as the Pipeline evaluates them."""
+
+    def __init__(self, base: RuleSet) -> None:
+        super().__init__(base.rules, base.origin)
+        self.by_severity: Counter[str] = Counter()
+        self.rule_errors = 0
+
+    def evaluate(self, record: CloudTrailRecord, enrichment: Any = None) -> Evaluation:
+        evaluation = super().evaluate(record, enrichment)
+        self.by_severity.update(f.severity for f in evaluation.findings)
+        self.rule_errors += len(evaluation.rule_errors)
+        return evaluation
+
+
+@contextmanager
+def quiet_service_telemetry() -> Iterator[None]:
+    """The Lambda logger and metrics print JSON on stdout; the command prints its own report."""
+    previous_level = service_logger.log_level
+    previous_env = os.environ.get("POWERTOOLS_METRICS_DISABLED")
+    if not os.environ.get("SECRETWATCH_DEBUG"):
+        service_logger.setLevel(logging.CRITICAL)
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    try:
+        yield
+    finally:
+        service_logger.setLevel(previous_level)
+        if previous_env is None:
+            os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+        else:
+            os.environ["POWERTOOLS_METRICS_DISABLED"] = previous_env
+
+
+# ---------------------------------------------------------------------------------------------
+# The replay
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    sources: tuple[str, ...]
+    table: str | None = None
+    topic_arn: str | None = None  # set: publish alerts (--notify)
+    endpoint_url: str | None = None
+    dry_run: bool = False
+    since: datetime | None = None
+    until: datetime | None = None
+    enrich: bool = False
+
+
+@dataclass
+class Totals:
+    files_total: int | None = None  # None: not known up front (S3)
+    files_read: int = 0
+    files_failed: int = 0
+    records: int = 0  # every record in the files read
+    sm_records: int = 0  # Secrets Manager records, in the time window
+    other_sources: int = 0  # skipped: another event source
+    outside_window: int = 0  # Secrets Manager records outside --since/--until
+    findings: Counter[str] = field(default_factory=Counter)  # by severity
+    written: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    alerts_published: int = 0
+    rule_errors: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.files_failed or self.rejected)
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def replay(
+    options: ReplayOptions,
+    session: boto3.Session,
+    ruleset: RuleSet,
+    *,
+    progress: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> Totals:
+    """Replay every source's files, one at a time; per-file failures are reported, not raised."""
+    out, err = out or sys.stdout, err or sys.stderr
+    started = time.monotonic()
+    counting = CountingRuleSet(ruleset)
+    enricher = make_enricher(options, session)
+    pipeline = None if options.dry_run else build_pipeline(options, session, counting, enricher)
+    s3_client: list[S3Client] = []
+
+    def s3() -> S3Client:
+        if not s3_client:
+            s3_client.append(client(session, "s3", options.endpoint_url))
+        return s3_client[0]
+
+    files, known = iter_sources(options.sources, s3)
+    totals = Totals(files_total=known)
+    console = Console(err, progress=progress, started=started)
+    table_rows: list[list[str]] = []
+    table_out = options.dry_run and out.isatty()
+    try:
+        for entry in files:
+            if isinstance(entry, SourceError):
+                totals.files_failed += 1
+                console.problem(entry.name, entry.message)
+                continue
+            items = read_file(entry, totals, console)
+            if items is None:
+                continue
+            kept = select(items, options, totals)
+            report_rejected(entry.name, kept, console)
+            if pipeline is not None:
+                write(entry.name, kept, pipeline, totals, console)
+            else:
+                for line in dry_run_findings(entry.name, kept, counting, enricher):
+                    if table_out:
+                        table_rows.append(_table_row(line))
+                    else:
+                        print(json.dumps(line, ensure_ascii=False), file=out)
+            totals.findings = Counter(counting.by_severity)
+            totals.rule_errors = counting.rule_errors
+            console.update(totals)
+    finally:
+        console.clear()  # also on Ctrl-C: the terminal is left clean
+    if table_rows:
+        headers = ["SEVERITY", "EVENT TIME", "EVENT", "SECRET", "PRINCIPAL", "RULE", "FILE#REC"]
+        widths = [8, 20, 28, 40, 50, 32, 80]
+        render_table(headers, table_rows, max_widths=widths, stream=out, colour_column=0)
+    totals.elapsed = time.monotonic() - started
+    return totals
+
+
+def make_enricher(options: ReplayOptions, session: boto3.Session) -> EnricherPort:
+    """No look-ups unless --enrich: today's tags must not be attributed to old events."""
+    if not options.enrich:
+        return NullEnricher()
+    return Enricher(
+        client(session, "secretsmanager", options.endpoint_url),
+        client(session, "iam", options.endpoint_url),
+        None,
+    )
+
+
+def build_pipeline(
+    options: ReplayOptions, session: boto3.Session, ruleset: RuleSet, enricher: EnricherPort
+) -> Pipeline:
+    if options.table is None:
+        raise ConfigError("no audit table")
+    dynamodb = client(session, "dynamodb", options.endpoint_url)
+    check_table(dynamodb, options.table)
+    notifier = None
+    if options.topic_arn is not None:
+        notifier = Notifier(client(session, "sns", options.endpoint_url), options.topic_arn)
+    return Pipeline(
+        ruleset=ruleset,
+        enricher=enricher,
+        store=AuditStore(dynamodb, options.table),
+        notifier=notifier,
+        retention_days=RETENTION_DAYS,
+    )
+
+
+def read_file(entry: LogFile, totals: Totals, console: Console) -> list[ReadItem] | None:
+    """All the records of one file (one file in memory at a time), or None after one error line."""
+    try:
+        items = list(read_bytes(entry.read()))
+    except InputError as exc:
+        problem = str(exc)
+    except OSError as exc:
+        problem = f"cannot read the file: {exc.strerror or exc}"
+    except (ClientError, BotoCoreError) as exc:
+        problem = f"cannot read the object: {aws_error(exc)}"
+    else:
+        totals.files_read += 1
+        totals.records += len(items)
+        return items
+    totals.files_failed += 1
+    console.problem(entry.name, problem)
+    return None
+
+
+def select(items: Iterable[ReadItem], options: ReplayOptions, totals: Totals) -> list[ReadItem]:
+    """Secrets Manager records in the time window, and rejected records (kept and reported)."""
+    kept: list[ReadItem] = []
+    for item in items:
+        if item.error is not None:
+            totals.rejected += 1
+            kept.append(item)
+        elif item.record is None:
+            totals.other_sources += 1
+        elif in_window(item.record.event_time, options.since, options.until):
+            totals.sm_records += 1
+            kept.append(item)
+        else:
+            totals.outside_window += 1
+    return kept
+
+
+def report_rejected(name: str, items: Iterable[ReadItem], console: Console) -> None:
+    for item in items:
+        if item.error is not None:
+            where = f" (event {item.event_id})" if item.event_id else ""
+            console.problem(name, f"record {item.index}{where}: {item.error}")
+
+
+def write(
+    name: str,
+    items: list[ReadItem],
+    pipeline: Pipeline,
+    totals: Totals,
+    console: Console,
+) -> None:
+    """One file through the Pipeline: quiet records are batch-written 25 a call."""
+    try:
+        summary = pipeline.process(items, ROUTE_REPLAY)
+    except DeliveryError as exc:
+        totals.files_failed += 1
+        console.problem(name, f"{exc} (replay again to complete it)")
+        return
+    totals.written += summary.written
+    totals.duplicates += summary.duplicates
+    totals.alerts_published += summary.alerts_published
+
+
+def dry_run_findings(
+    name: str, items: Iterable[ReadItem], ruleset: RuleSet, enricher: EnricherPort
+) -> Iterator[dict[str, Any]]:
+    """One JSON-ready line per finding, with evaluate's field names."""
+    for item in items:
+        record = item.record
+        if record is None:
+            continue
+        for finding in ruleset.evaluate(record, enricher.enrich(record)).findings:
+            yield {
+                "file": name,
+                "index": item.index,
+                "event_id": record.event_id,
+                "event_time": record.event_time_iso,
+                "event_name": record.event_name,
+                "secret": record.secret.name if record.secret else None,
+                "principal": record.caller.principal,
+                "rule": finding.rule_id,
+                "severity": finding.severity,
+            }
+
+
+def _table_row(line: dict[str, Any]) -> list[str]:
+    return [
+        line["severity"],
+        line["event_time"],
+        line["event_name"],
+        line["secret"] or "",
+        line["principal"] or "",
+        line["rule"],
+        f"{line['file']}#{line['index']}",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress and summary
+
+
+class Console:
+    """stderr: one line per problem, and on a terminal a carriage-return progress line redrawn at
+    most ten times a second (cleared before a problem line, so the two never mix)."""
+
+    def __init__(self, stream: TextIO, *, progress: bool, started: float) -> None:
+        self._stream = stream
+        self._progress = progress
+        self._started = started
+        self._last = 0.0
+        self._width = 0
+
+    def problem(self, name: str, message: str) -> None:
+        self.clear()
+        print(f"secretwatch: {safe(name)}: {safe(message)}", file=self._stream)
+
+    def update(self, totals: Totals) -> None:
+        if not self._progress:
+            return
+        now = time.monotonic()
+        if now - self._last < PROGRESS_INTERVAL:
+            return
+        self._last = now
+        line = format_progress(totals, now - self._started)
+        self._stream.write("\r" + line.ljust(self._width))
+        self._stream.flush()
+        self._width = len(line)
+
+    def clear(self) -> None:
+        if not self._width:
+            return
+        self._stream.write("\r" + " " * self._width + "\r")
+        self._stream.flush()
+        self._width = 0
+
+
+def format_progress(totals: Totals, elapsed: float) -> str:
+    done = totals.files_read + totals.files_failed
+    total = "?" if totals.files_total is None else f"{totals.files_total:,}"
+    rate = totals.records / elapsed if elapsed > 0 else 0.0
+    return (
+        f"replay: {done:,}/{total} files, {totals.records:,} records, "
+        f"{sum(totals.findings.values()):,} findings, {totals.rejected:,} rejected, "
+        f"{rate:,.0f} records/s"
+    )
+
+
+def format_findings(findings: Counter[str]) -> str:
+    total = sum(findings.values())
+    if not total:
+        return "0"
+    parts = [
+        f"{severity} {findings[severity]:,}"
+        for severity in sorted(findings, key=lambda s: -SEVERITY_RANK.get(s, -1))
+        if findings[severity]
+    ]
+    return f"{total:,} ({', '.join(parts)})"
+
+
+def format_summary(totals: Totals, *, dry_run: bool, notify: bool) -> str:
+    """The end-of-run report: what was read, found and written."""
+    rows: list[tuple[str, str]] = [
+        ("files read", f"{totals.files_read:,}"),
+        ("files failed", f"{totals.files_failed:,}"),
+        ("records", f"{totals.records:,}"),
+        ("Secrets Manager", f"{totals.sm_records:,}"),
+        ("other sources", f"{totals.other_sources:,} (skipped)"),
+    ]
+    if totals.outside_window:
+        rows.append(("outside --since/--until", f"{totals.outside_window:,} (skipped)"))
+    rows.append(("findings", format_findings(totals.findings)))
+    if dry_run:
+        rows.append(("written", "0 (--dry-run)"))
+    else:
+        rows.append(("written", f"{totals.written:,}"))
+        rows.append(("duplicates", f"{totals.duplicates:,} (already in the table)"))
+        alerts = (
+            f"{totals.alerts_published:,}"
+            if notify
+            else "0 (without --notify alerts are recorded as suppressed)"
+        )
+        rows.append(("alerts published", alerts))
+    rows.append(("rejected", f"{totals.rejected:,}"))
+    if totals.rule_errors:
+        rows.append(("rule errors", f"{totals.rule_errors:,}"))
+    rows.append(("elapsed", f"{totals.elapsed:.1f} s ({totals.rate:,.0f} records/s)"))
+    width = max(len(label) for label, _ in rows)
+    title = "replay summary (dry run: nothing written)" if dry_run else "replay summary"
+    return "\n".join([title, *(f"  {label.ljust(width)}  {value}" for label, value in rows)])
