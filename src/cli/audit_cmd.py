@@ -33,6 +33,7 @@ from botocore.exceptions import (
 
 from cli import audit_query as q
 from cli.output import colour_severity, render_table, safe, use_colour
+from cli.timewindow import parse_time
 from shared.models import SEVERITIES
 
 if TYPE_CHECKING:
@@ -140,8 +141,8 @@ def _usage(message: str) -> Exception:
 
 def _window(args: argparse.Namespace, now: datetime) -> tuple[datetime | None, datetime | None]:
     try:
-        since = q.parse_time(args.since, now) if args.since else None
-        until = q.parse_time(args.until, now, end_of_day=True) if args.until else None
+        since = parse_time(args.since, now) if args.since else None
+        until = parse_time(args.until, now, end_of_day=True) if args.until else None
     except ValueError as exc:
         raise _usage(str(exc)) from exc
     if since and until and since > until:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from cli.timewindow import to_second
 from shared.audit import (
     INDEX_BY_DAY,
     INDEX_BY_PRINCIPAL,
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 DEFAULT_WINDOW_DAYS = 30
 DEFAULT_LIMIT = 50
 _KEY_END = "#\uffff"  # sorts after "<time>#<any event id>": the inclusive upper bound of a second
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 Item = dict[str, Any]
 
@@ -50,34 +48,6 @@ class AuditError(SecretwatchError):
 
 # ---------------------------------------------------------------------------------------------
 # Time
-
-
-def parse_time(text: str, now: datetime, *, end_of_day: bool = False) -> datetime:
-    """``24h``/``7d``/``30m``/``2w`` before ``now``, a date (start of day, or its last second
-    with ``end_of_day``) or a full ISO 8601 time (UTC unless it says otherwise)."""
-    value = text.strip()
-    relative = _RELATIVE.match(value.lower())
-    if relative:
-        amount, unit = int(relative.group(1)), relative.group(2)
-        return _to_second(now - timedelta(**{_UNITS[unit]: amount}))
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        day = None
-    if day is not None and len(value) == 10:
-        moment = time(23, 59, 59) if end_of_day else time(0, 0, 0)
-        return datetime.combine(day, moment, tzinfo=UTC)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"cannot read time {value!r}: use 24h, 7d, 2026-11-01 or 2026-11-01T10:00:00Z"
-        ) from None
-    return _to_second(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
-
-
-def _to_second(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(microsecond=0)
 
 
 def display_time(iso: str | None) -> str:
@@ -166,7 +136,7 @@ def plan(filters: Filters, now: datetime) -> Plan:
         return Plan("by-rule", "rule", (filters.rule,), since, until)
     if filters.principal is not None and filters.principal.name is not None:
         return Plan(INDEX_BY_PRINCIPAL, "principal_name", (filters.principal.name,), since, until)
-    until = until or _to_second(now)
+    until = until or to_second(now)
     note = None
     if since is None:
         since = until - timedelta(days=DEFAULT_WINDOW_DAYS)

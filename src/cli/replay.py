@@ -23,14 +23,13 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -45,6 +44,7 @@ from botocore.exceptions import (
 )
 
 from cli.output import render_table, safe
+from cli.timewindow import in_window, parse_time
 from shared.audit import AuditStore
 from shared.clients import BOTO_CONFIG
 from shared.enrich import Enricher, Enrichment
@@ -66,8 +66,6 @@ DIGEST_FOLDER = "CloudTrail-Digest"
 PROGRESS_INTERVAL = 0.1  # seconds: at most ten progress updates a second
 # The stack's default retention (Settings and template.yaml agree); expiry counts from eventTime.
 RETENTION_DAYS = Settings(table_name="-", topic_arn="-").retention_days
-_RELATIVE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 class ReplayError(SecretwatchError):
@@ -114,11 +112,12 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--since",
         metavar="T",
-        type=_when_argument,
-        help="only events at or after T (24h, 7d, 2026-11-01, ISO 8601)",
+        help="only events at or after T (24h, 7d, 2026-11-01, ISO 8601; UTC)",
     )
     parser.add_argument(
-        "--until", metavar="T", type=_when_argument, help="only events before T (same forms)"
+        "--until",
+        metavar="T",
+        help="only events at or before T (same forms; a date means through its last second)",
     )
     parser.add_argument(
         "--enrich",
@@ -131,8 +130,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli.main import UsageError  # noqa: PLC0415 — cli.main imports this module on demand
 
-    if args.since and args.until and args.since >= args.until:
-        raise UsageError("--since must be earlier than --until")
+    since, until = _window(args)
     if args.topic_arn and not args.notify:
         raise UsageError("--topic-arn needs --notify")
     if args.dry_run and args.notify:
@@ -157,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
         topic_arn=topic_arn if args.notify else None,
         endpoint_url=args.endpoint_url,
         dry_run=args.dry_run,
-        since=args.since,
-        until=args.until,
+        since=since,
+        until=until,
         enrich=args.enrich,
     )
     with quiet_service_telemetry():
@@ -168,39 +166,19 @@ def run(args: argparse.Namespace) -> int:
     return 1 if totals.failed else 0
 
 
-def _when_argument(text: str) -> datetime:
+def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    """--since and --until, read once with the meaning every command shares."""
+    from cli.main import UsageError  # noqa: PLC0415 — cli.main imports this module
+
+    now = datetime.now(UTC)
     try:
-        return parse_when(text)
+        since = parse_time(args.since, now) if args.since else None
+        until = parse_time(args.until, now, end_of_day=True) if args.until else None
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-# ---------------------------------------------------------------------------------------------
-# Time filter
-
-
-def parse_when(text: str, now: datetime | None = None) -> datetime:
-    """``24h`` / ``30m`` / ``7d`` / ``2w`` ago, a date (midnight UTC) or an ISO 8601 time (UTC if
-    no offset is given). Always timezone-aware UTC."""
-    relative = _RELATIVE.match(text)
-    if relative:
-        amount, unit = int(relative.group(1)), relative.group(2).lower()
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: amount})
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"not a time: {text!r} (expected e.g. 24h, 7d, 2026-11-01 or 2026-11-01T09:30:00Z)"
-        ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def in_window(when: datetime, since: datetime | None, until: datetime | None) -> bool:
-    """``since`` is inclusive, ``until`` exclusive: ``--since D --until D+1`` is one whole day."""
-    return (since is None or when >= since) and (until is None or when < until)
+        raise UsageError(str(exc)) from None
+    if since and until and since > until:
+        raise UsageError("--since must not be later than --until")
+    return since, until
 
 
 # ---------------------------------------------------------------------------------------------

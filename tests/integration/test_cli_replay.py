@@ -218,7 +218,7 @@ def test_since_and_until_keep_exactly_the_window(
         "2026-11-02T00:00:00Z",
     ]
     log_file(tmp_path / "edges.json", [quiet(i, when) for i, when in enumerate(edges)], gz=False)
-    # WHEN the day is replayed (--since inclusive, --until exclusive)
+    # WHEN the day is replayed (both ends inclusive; a date as --until means its last second)
     status, out, _ = run(
         capsys,
         "replay",
@@ -226,7 +226,7 @@ def test_since_and_until_keep_exactly_the_window(
         "--since",
         "2026-11-01",
         "--until",
-        "2026-11-02T00:00:00Z",
+        "2026-11-01",
         "--table",
         server.stack.table_name,
         "--endpoint-url",

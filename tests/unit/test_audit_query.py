@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cli import audit_query as q
+from cli.timewindow import parse_time
 
 NOW = datetime(2026, 11, 23, 12, 30, 45, 123456, tzinfo=UTC)
 ALICE = {"type": "IAMUser", "user_name": "alice", "name": "alice"}
@@ -34,12 +35,12 @@ ALICE = {"type": "IAMUser", "user_name": "alice", "name": "alice"}
 )
 def test_parse_time_reads_relative_dates_and_iso(text: str, expected: datetime) -> None:
     # GIVEN a time as a user types it WHEN parsed THEN a UTC time to the second
-    assert q.parse_time(text, NOW) == expected
+    assert parse_time(text, NOW) == expected
 
 
 def test_a_date_as_until_means_its_last_second() -> None:
     # GIVEN a bare date WHEN parsed as the end of a window THEN its last second
-    assert q.parse_time("2026-11-01", NOW, end_of_day=True) == datetime(
+    assert parse_time("2026-11-01", NOW, end_of_day=True) == datetime(
         2026, 11, 1, 23, 59, 59, tzinfo=UTC
     )
 
@@ -48,13 +49,13 @@ def test_a_date_as_until_means_its_last_second() -> None:
 def test_parse_time_rejects_what_it_cannot_read(text: str) -> None:
     # GIVEN nonsense WHEN parsed THEN a ValueError that says what is accepted
     with pytest.raises(ValueError, match="24h, 7d"):
-        q.parse_time(text, NOW)
+        parse_time(text, NOW)
 
 
 @given(st.integers(min_value=0, max_value=10_000), st.sampled_from("smhdw"))
 def test_relative_times_are_never_after_now(amount: int, unit: str) -> None:
     # GIVEN any relative time WHEN parsed THEN it is at or before now, whole seconds
-    value = q.parse_time(f"{amount}{unit}", NOW)
+    value = parse_time(f"{amount}{unit}", NOW)
     assert value <= NOW
     assert value.microsecond == 0
 

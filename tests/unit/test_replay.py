@@ -20,14 +20,13 @@ from cli.replay import (
     format_findings,
     format_progress,
     format_summary,
-    in_window,
     is_log_file,
     iter_sources,
     parse_s3_url,
-    parse_when,
     read_file,
     walk_local,
 )
+from cli.timewindow import in_window, parse_time
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -151,29 +150,30 @@ def test_an_s3_url_without_bucket_is_a_usage_error(capsys: pytest.CaptureFixture
         ("2026-11-01T10:30:00+01:00", datetime(2026, 11, 1, 9, 30, tzinfo=UTC)),
     ],
 )
-def test_parse_when_accepts_relative_dates_and_iso(text: str, expected: datetime) -> None:
+def test_parse_time_accepts_relative_dates_and_iso(text: str, expected: datetime) -> None:
     # GIVEN a time as typed / WHEN it is parsed / THEN it is that instant, in UTC
-    parsed = parse_when(text, NOW)
+    parsed = parse_time(text, NOW)
     assert parsed == expected
     assert parsed.tzinfo == UTC
 
 
 @pytest.mark.parametrize("text", ["yesterday", "", "7 days", "2026-13-01", "-1d"])
-def test_parse_when_rejects_anything_else(text: str) -> None:
-    with pytest.raises(ValueError, match="not a time"):
-        parse_when(text, NOW)
+def test_parse_time_rejects_anything_else(text: str) -> None:
+    with pytest.raises(ValueError, match="cannot read time"):
+        parse_time(text, NOW)
 
 
-def test_window_edges_since_inclusive_until_exclusive() -> None:
-    # GIVEN the window [1 Nov, 2 Nov)
-    since, until = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
+def test_window_edges_are_inclusive_at_both_ends() -> None:
+    # GIVEN the window of 1 November as the commands read "--since 2026-11-01 --until 2026-11-01"
+    since = parse_time("2026-11-01", NOW)
+    until = parse_time("2026-11-01", NOW, end_of_day=True)
     second = timedelta(seconds=1)
     # WHEN events at and around the edges are tested
-    # THEN the first instant is in, the end instant is out
+    # THEN both edges are in, one second outside either is out
     assert in_window(since, since, until)
-    assert in_window(until - second, since, until)
+    assert in_window(until, since, until)
     assert not in_window(since - second, since, until)
-    assert not in_window(until, since, until)
+    assert not in_window(until + second, since, until)
     assert in_window(since, None, None)
 
 
@@ -181,10 +181,10 @@ def test_window_edges_since_inclusive_until_exclusive() -> None:
     ("extra", "message"),
     [
         ([], "no audit table"),
-        (["--table", "t", "--since", "yesterday"], "not a time"),
+        (["--table", "t", "--since", "yesterday"], "cannot read time"),
         (
             ["--table", "t", "--since", "2026-11-02", "--until", "2026-11-01"],
-            "--since must be earlier",
+            "--since must not be later than --until",
         ),
         (
             ["--table", "t", "--topic-arn", "arn:aws:sns:eu-west-1:1:t"],
