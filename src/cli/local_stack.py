@@ -357,7 +357,7 @@ def start_moto_server() -> tuple[Any, str]:
     """A real HTTP moto server on 127.0.0.1: boto3 goes over the wire, as in an account."""
     try:
         from moto.server import ThreadedMotoServer  # noqa: PLC0415 — development dependency
-    except ImportError as exc:  # pragma: no cover - depends on the installation
+    except ImportError as exc:  # moto is a development dependency of the command
         raise ConfigError(
             "local mode needs moto[server]: run `make demo` (it installs it)"
         ) from exc
