@@ -30,8 +30,9 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from cli.local_stack import create_stack, start_moto_server  # noqa: E402
-from cli.replay import ReplayOptions, Totals, quiet_service_telemetry, replay  # noqa: E402
+from cli.replay import ReplayOptions, Totals, replay  # noqa: E402
 from scripts.bench import sample_records  # noqa: E402
+from shared.observability import quiet_service_telemetry  # noqa: E402
 from shared.rules import load_rules  # noqa: E402
 
 REGION = "us-east-1"

@@ -25,6 +25,7 @@ from typing import Any
 
 from cli.local_stack import LocalStack, create_stack, local_account, start_moto_server
 from cli.output import render_table, safe
+from shared.observability import quiet_service_telemetry
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("MOTO_ACCOUNT_ID", "111122223333")
     server, endpoint = start_moto_server()
     try:
-        return _demo(endpoint, Path(args.events), args.region)
+        with quiet_service_telemetry():
+            return _demo(endpoint, Path(args.events), args.region)
     finally:
         server.stop()
 
@@ -158,8 +160,6 @@ def _configure_environment(stack: LocalStack, endpoint: str) -> None:
             "AWS_ENDPOINT_URL": endpoint,
             "AWS_DEFAULT_REGION": stack.region,
             "AWS_REGION": stack.region,
-            "POWERTOOLS_LOG_LEVEL": "ERROR",  # the demo prints its own report
-            "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
     )

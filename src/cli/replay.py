@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,7 +49,7 @@ from shared.enrich import Enricher, Enrichment
 from shared.errors import ConfigError, DeliveryError, InputError, SecretwatchError
 from shared.models import SEVERITY_RANK, CloudTrailRecord, Evaluation
 from shared.notify import Notifier
-from shared.observability import logger as service_logger
+from shared.observability import quiet_service_telemetry
 from shared.parse import ReadItem, read_bytes
 from shared.pipeline import ROUTE_REPLAY, EnricherPort, Pipeline
 from shared.rules import RuleSet, load_rules
@@ -390,24 +388,6 @@ class CountingRuleSet(RuleSet):
         self.by_severity.update(f.severity for f in evaluation.findings)
         self.rule_errors += len(evaluation.rule_errors)
         return evaluation
-
-
-@contextmanager
-def quiet_service_telemetry() -> Iterator[None]:
-    """The Lambda logger and metrics print JSON on stdout; the command prints its own report."""
-    previous_level = service_logger.log_level
-    previous_env = os.environ.get("POWERTOOLS_METRICS_DISABLED")
-    if not os.environ.get("SECRETWATCH_DEBUG"):
-        service_logger.setLevel(logging.CRITICAL)
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-    try:
-        yield
-    finally:
-        service_logger.setLevel(previous_level)
-        if previous_env is None:
-            os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
-        else:
-            os.environ["POWERTOOLS_METRICS_DISABLED"] = previous_env
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ is on (POWERTOOLS_TRACE_DISABLED=false, set by the template's EnableTracing para
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -50,3 +52,22 @@ def count(name: str, value: int = 1) -> None:
     # Powertools keeps (and at 100 values prints) metrics even when disabled: skip them instead.
     if value and not is_metrics_disabled():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+@contextmanager
+def quiet_service_telemetry() -> Iterator[None]:
+    """For the command line running the pipeline: the Lambda logger and metrics print JSON on
+    stdout, and the command prints its own report. SECRETWATCH_DEBUG=1 keeps the logs."""
+    previous_level = logger.log_level
+    previous_env = os.environ.get("POWERTOOLS_METRICS_DISABLED")
+    if not os.environ.get("SECRETWATCH_DEBUG"):
+        logger.setLevel(logging.CRITICAL)
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    try:
+        yield
+    finally:
+        logger.setLevel(previous_level)
+        if previous_env is None:
+            os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+        else:
+            os.environ["POWERTOOLS_METRICS_DISABLED"] = previous_env

@@ -49,3 +49,6 @@ def test_demo_runs_every_part_and_adds_nothing_the_second_time(
     assert "prod/rds/orders-primary: 6 event(s), oldest first" in out
     assert "nothing new: no second audit record, no second alert" in out
     assert "Traceback" not in out + err
+    # AND the Lambda functions' JSON logs and metrics stay out of the report
+    assert '"level":' not in out + err
+    assert '"_aws":' not in out
