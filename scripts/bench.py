@@ -26,7 +26,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
+from scripts.make_events import subscription_event  # noqa: E402
 from shared.parse import read_bytes  # noqa: E402
 from shared.rules import load_rules  # noqa: E402
 
@@ -97,8 +99,6 @@ def bench_parse(records: int, repeat: int) -> dict[str, float]:
 
 def bench_calls(records: int = 1000, alert_every: int = 100, secrets: int = 20) -> dict[str, Any]:
     """Send one CloudWatch Logs batch through the log subscription handler; count AWS calls."""
-    import base64
-    import gzip
     import logging
     import os
     import warnings
@@ -134,22 +134,7 @@ def bench_calls(records: int = 1000, alert_every: int = 100, secrets: int = 20) 
             name = f"prod/app-{i % secrets}/db"
             record["requestParameters"]["secretId"] = name
             batch.append(record)
-        payload = {
-            "messageType": "DATA_MESSAGE",
-            "owner": "111122223333",
-            "logGroup": "trail",
-            "logStream": "111122223333_CloudTrail_eu-west-1",
-            "subscriptionFilters": ["secretwatch"],
-            "logEvents": [
-                {"id": str(10**55 + i), "timestamp": 0, "message": json.dumps(r)}
-                for i, r in enumerate(batch)
-            ],
-        }
-        event = {
-            "awslogs": {
-                "data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()
-            }
-        }
+        event = subscription_event([json.dumps(r) for r in batch])
 
         from handlers import log_subscription
         from shared.runtime import get_pipeline

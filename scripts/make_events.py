@@ -150,6 +150,24 @@ def encode_payload(payload: dict[str, Any]) -> str:
     return base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode("ascii")
 
 
+def subscription_event(
+    messages: list[str], *, account: str = "111122223333", region: str = "eu-west-1"
+) -> dict[str, Any]:
+    """A CloudWatch Logs subscription Lambda event carrying these raw log messages, with log
+    event ids 10**55 + position (for tests and benchmarks that build batches in memory)."""
+    payload = {
+        "messageType": "DATA_MESSAGE",
+        "owner": account,
+        "logGroup": log_group(account),
+        "logStream": log_stream(account, region),
+        "subscriptionFilters": [SUBSCRIPTION_FILTER],
+        "logEvents": [
+            {"id": str(10**55 + i), "timestamp": 0, "message": m} for i, m in enumerate(messages)
+        ],
+    }
+    return {"awslogs": {"data": encode_payload(payload)}}
+
+
 def render(payload: dict[str, Any]) -> str:
     """The Lambda event file text for one decoded subscription payload."""
     return json.dumps({"awslogs": {"data": encode_payload(payload)}}, indent=2) + "\n"

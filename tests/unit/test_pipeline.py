@@ -6,8 +6,6 @@ down) with retries that neither lose nor duplicate, rejected records kept, batch
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from scripts.make_events import subscription_event
 
 from cli.local_stack import LocalStack, create_stack
 from shared.audit import CLAIMED, RETRY, AuditStore
@@ -113,20 +112,7 @@ def eventbridge(name: str) -> dict[str, Any]:
 
 
 def logs_event(*records: dict[str, Any], extra_messages: tuple[str, ...] = ()) -> dict[str, Any]:
-    messages = [json.dumps(r) for r in records] + list(extra_messages)
-    payload = {
-        "messageType": "DATA_MESSAGE",
-        "owner": "111122223333",
-        "logGroup": "trail",
-        "logStream": "111122223333_CloudTrail_eu-west-1",
-        "subscriptionFilters": ["secretwatch"],
-        "logEvents": [
-            {"id": str(10**55 + i), "timestamp": 0, "message": m} for i, m in enumerate(messages)
-        ],
-    }
-    return {
-        "awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}
-    }
+    return subscription_event([json.dumps(r) for r in records] + list(extra_messages))
 
 
 def quiet_record(i: int) -> dict[str, Any]:
