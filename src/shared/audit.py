@@ -262,15 +262,10 @@ class AuditStore:
         self.table_name = table_name
         self._sleep = sleep
         self._max_batch_attempts = max_batch_attempts
-        self.calls: dict[str, int] = {}
-
-    def _count(self, operation: str) -> None:
-        self.calls[operation] = self.calls.get(operation, 0) + 1
 
     def put_new(self, item: Mapping[str, Any]) -> dict[str, Any] | None:
         """Write ``item`` unless its event id exists. None when written, else the existing item."""
         event_id = item["event_id"]
-        self._count("PutItem")
         try:
             self._db.put_item(
                 TableName=self.table_name,
@@ -288,7 +283,6 @@ class AuditStore:
         return None
 
     def get(self, event_id: str) -> dict[str, Any] | None:
-        self._count("GetItem")
         try:
             response = self._db.get_item(
                 TableName=self.table_name, Key={"event_id": {"S": event_id}}, ConsistentRead=True
@@ -307,7 +301,6 @@ class AuditStore:
         if expect is not None:
             condition += " AND alerts.#rule = :expect"
             values[":expect"] = {"S": expect}
-        self._count("UpdateItem")
         try:
             self._db.update_item(
                 TableName=self.table_name,
@@ -335,7 +328,6 @@ class AuditStore:
             ]
             attempt = 0
             while keys:
-                self._count("BatchGetItem")
                 try:
                     response = self._db.batch_get_item(
                         RequestItems={
@@ -369,7 +361,6 @@ class AuditStore:
             ]
             attempt = 0
             while requests:
-                self._count("BatchWriteItem")
                 try:
                     response = self._db.batch_write_item(RequestItems={self.table_name: requests})
                 except (ClientError, BotoCoreError) as exc:

@@ -8,20 +8,9 @@ unknown (None) where no enrichment was done, e.g. in ``secretwatch evaluate``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from shared.models import CloudTrailRecord
-
-
-class EnrichmentView(Protocol):
-    """What the rule engine reads from enrichment (duck-typed: see shared.enrich.Enrichment)."""
-
-    @property
-    def account_alias(self) -> str | None: ...
-
-    @property
-    def account_name(self) -> str | None: ...
-
 
 Getter = Callable[[CloudTrailRecord, Any], Any]
 
