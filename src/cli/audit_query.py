@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +30,7 @@ from shared.audit import (
 from shared.errors import SecretwatchError
 from shared.models import SEVERITIES, SEVERITY_RANK, format_time
 from shared.parse import SSO_ROLE_PREFIX, secret_from_id
+from shared.text import dumps
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -551,4 +551,4 @@ def timeline_row(item: Mapping[str, Any]) -> dict[str, str]:
 
 
 def to_json(item: Mapping[str, Any]) -> str:
-    return json.dumps(item, ensure_ascii=False, sort_keys=True, default=str)
+    return dumps(item, sort_keys=True)

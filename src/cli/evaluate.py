@@ -8,7 +8,6 @@ cannot be read are reported (stdout line + one stderr line) and the rest is stil
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from shared.errors import InputError
 from shared.models import SEVERITY_RANK
 from shared.parse import ReadItem, read_bytes
 from shared.rules import RuleSet, load_rules
+from shared.text import dumps
 
 INPUT_SUFFIXES = (".json", ".gz", ".jsonl", ".ndjson")
 
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         for message in result.rule_errors:
             print(f"secretwatch: {safe(message)}", file=sys.stderr)
         if args.format == "json":
-            print(json.dumps(result.to_json(), ensure_ascii=False), flush=False)
+            print(dumps(result.to_json()), flush=False)
         else:
             text_rows.append(result)
     if args.format == "text":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-import unicodedata
 from collections.abc import Sequence
 from typing import TextIO
+
+from shared.text import escape
 
 SEVERITY_COLOURS = {
     "critical": "\033[1;31m",
@@ -24,20 +25,9 @@ def use_colour(stream: TextIO) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def safe(text: object) -> str:
-    """Make a caller-controlled value safe for one terminal line: controls become visible escapes."""
-    value = "" if text is None else str(text)
-    if value.isprintable():
-        return value
-    out = []
-    for char in value:
-        if char.isprintable():
-            out.append(char)
-        elif unicodedata.category(char) == "Zs":
-            out.append(" ")
-        else:
-            out.append(f"\\u{ord(char):04x}" if ord(char) > 0xFF else f"\\x{ord(char):02x}")
-    return "".join(out)
+def safe(value: object) -> str:
+    """A caller-controlled value for one terminal line: the one escaping policy."""
+    return escape(value)
 
 
 def cut(text: str, width: int) -> str:

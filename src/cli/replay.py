@@ -20,7 +20,6 @@ rejected, 2 for a usage error.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -54,6 +53,7 @@ from shared.parse import ReadItem, read_bytes
 from shared.pipeline import ROUTE_REPLAY, EnricherPort, Pipeline
 from shared.rules import RuleSet, load_rules
 from shared.settings import Settings
+from shared.text import dumps
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -477,7 +477,7 @@ def replay(
                     if table_out:
                         table_rows.append(_table_row(line))
                     else:
-                        print(json.dumps(line, ensure_ascii=False), file=out)
+                        print(dumps(line), file=out)
             totals.findings = Counter(counting.by_severity)
             totals.rule_errors = counting.rule_errors
             console.update(totals)

@@ -24,6 +24,7 @@ from shared.errors import InputError
 from shared.models import SEVERITY_RANK
 from shared.parse import read_bytes, read_event
 from shared.rules import Rule, RuleSet, load_rules
+from shared.text import dumps
 
 CASE_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -56,7 +57,7 @@ def run_list(args: argparse.Namespace) -> int:
     ruleset = load_rules(args.rules)
     if args.format == "json":
         for rule in ruleset.rules:
-            print(json.dumps(rule.source, ensure_ascii=False))
+            print(dumps(rule.source))
         return 0
     rows = [
         [

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.observability import capture_lambda_handler, logger, metrics
-from shared.pipeline import ROUTE_LOGS
+from shared.pipeline import ROUTE_LOGS, deadline_from
 from shared.runtime import get_pipeline
 
 
@@ -15,4 +15,10 @@ from shared.runtime import get_pipeline
 @metrics.log_metrics
 @capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    return get_pipeline().process_event(event, ROUTE_LOGS).as_dict()
+    summary = get_pipeline().process_event(
+        event,
+        ROUTE_LOGS,
+        deadline_ms=deadline_from(context),
+        request_id=getattr(context, "aws_request_id", None),
+    )
+    return summary.as_dict()

@@ -25,6 +25,16 @@ BOTO_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},
     user_agent_extra="secretwatch/0.1",
 )
+# SNS Publish gets exactly one attempt: when an answer is lost, an SDK retry would deliver the
+# alert a second time without the pipeline knowing. The pipeline hands the alert back instead
+# and the platform's retry sends it (with the same alert_id). Short timeouts keep that window,
+# and the time a claim needs, small.
+PUBLISH_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"mode": "standard", "total_max_attempts": 1},
+    user_agent_extra="secretwatch/0.1",
+)
 
 T = TypeVar("T")
 
@@ -48,7 +58,7 @@ class Clients:
     def __init__(self, region: str | None = None) -> None:
         self._session = boto3.session.Session(region_name=region)
         self.dynamodb: DynamoDBClient = self._client("dynamodb")
-        self.sns: SNSClient = self._client("sns")
+        self.sns: SNSClient = self._session.client("sns", config=PUBLISH_CONFIG)
         self.secretsmanager = cast(
             "SecretsManagerClient", Lazy(lambda: self._client("secretsmanager"))
         )

@@ -215,6 +215,36 @@ class _TtlCache[T]:
             del self._entries[next(iter(self._entries))]  # the oldest
 
 
+# Error codes that say "try again later", not "this will never work".
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "SlowDown",
+        "InternalServiceError",
+        "InternalServiceErrorException",
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+
+def is_transient(exc: ClientError) -> bool:
+    """Throttling, a server-side error or a timeout: worth asking again, never worth caching."""
+    if _error_code(exc) in TRANSIENT_CODES:
+        return True
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return isinstance(status, int) and status >= 500
+
+
 def _error_code(exc: ClientError) -> str:
     code = exc.response.get("Error", {}).get("Code")
     return str(code) if code else "UnknownError"
@@ -305,13 +335,20 @@ class Enricher:
                 note += " (secret not found: deleted?)"
             elif None not in (ref.account_id, account_id) and ref.account_id != account_id:
                 note += f" (cross-account secret in {ref.account_id})"
+            transient = is_transient(exc)
         except BotoCoreError as exc:
             code = type(exc).__name__
             note = f"{API_DESCRIBE_SM}: {code}"
+            transient = True  # timeouts and connection errors say nothing about the secret
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             code = type(exc).__name__
             note = f"{API_DESCRIBE_SM}: unexpected response ({code})"
+            transient = False
         self._failed(API_DESCRIBE_SM, code, secret_id=secret_id)
+        if transient:
+            # Throttling, a 5xx, a timeout: the next record asks again instead of losing the
+            # owner and tags of this secret for the cache's lifetime.
+            return _Entry(None, note, 0.0)
         return self._secrets.put(secret_id, None, note)
 
     # -- account ----------------------------------------------------------------------------------
@@ -368,6 +405,8 @@ class Enricher:
     ) -> _Entry[str]:
         code = _error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
         self._failed(api, code)
+        if isinstance(exc, BotoCoreError) or is_transient(exc):
+            return _Entry(None, f"{api}: {code}", 0.0)
         return cache.put(key, None, f"{api}: {code}")
 
     def _failed(self, api: str, code: str, *, secret_id: str | None = None) -> None:

@@ -1,22 +1,20 @@
-"""One SNS message per finding, shaped for every kind of subscriber.
+"""One SNS message per alert, shaped for every kind of subscriber.
 
 An alert is published with ``MessageStructure="json"``: e-mail subscribers get a plain-text
 message, SMS subscribers one GSM-7 segment, and queues, functions and HTTP endpoints the same
-machine-readable JSON document.
+machine-readable JSON document. Every alert carries a stable ``alert_id`` (a message attribute
+and a field of the JSON document), identical on every send of that alert, so a consumer can drop
+the rare repeat (docs/delivery.md).
 
 Much of what an alert shows is chosen by whoever made the call (user agent, secret name and
-description, role session name, tag values, error text, policy text). In the e-mail and the SMS
-every such string is escaped for where it goes: control, format and line/paragraph-separator
-characters (``\\r``, ``\\n``, C1 controls, U+2028/2029, bidi overrides, ...) become visible escapes,
-so a caller cannot forge extra lines or headers or reorder what the reader sees, and long values
-are cut with an ellipsis. The JSON document carries the raw strings; JSON escaping is the escape.
+description, role session name, tag values, error text, policy text): every such string goes
+through ``shared.text``, the one escaping policy, for the medium it lands in.
 
 No secret value appears anywhere: CloudTrail never records one, and nothing here reads one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shlex
@@ -28,8 +26,21 @@ from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from shared.audit import alert_id as stable_alert_id
 from shared.errors import DeliveryError
 from shared.models import Caller, CloudTrailRecord, Finding, RequestFields, format_time
+from shared.text import (
+    ELLIPSIS,
+    GSM7_SAFE,
+    attribute,
+    clean,
+    cut,
+    dumps,
+    fit,
+    fold,
+    is_lookalike,
+    json_ready,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -46,144 +57,10 @@ SMS_MAX = 160  # one GSM-7 segment
 USER_AGENT_MAX = 200
 # SNS accepts at most 256 KiB per message; leave room for the subject and the attributes.
 MESSAGE_MAX_BYTES = 256 * 1024 - 8 * 1024
-ELLIPSIS = "…"
 DEFAULT_RECOVERY_WINDOW_DAYS = 30  # DeleteSecret with neither parameter
 # Subscriber protocols that receive the machine-readable document.
 MACHINE_PROTOCOLS: tuple[str, ...] = ("sqs", "lambda", "http", "https", "firehose", "email-json")
-
-# --- escaping -----------------------------------------------------------------------------------
-
-# Control (Cc), format (Cf: bidi overrides and isolates, zero-width characters), surrogate,
-# private-use and unassigned characters, and the line/paragraph separators U+2028/U+2029.
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _escape_char(ch: str) -> str:
-    if unicodedata.category(ch) not in _UNSAFE_CATEGORIES:
-        return ch
-    short = _SHORT_ESCAPES.get(ch)
-    if short is not None:
-        return short
-    code = ord(ch)
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
-
-
-def clean(value: str, limit: int = 1000, *, keep_newlines: bool = False) -> str:
-    """``value`` made safe for one line of plain text: unsafe characters escaped, cut to ``limit``.
-
-    The cut never splits an escape sequence and ends with an ellipsis; the result never exceeds
-    ``limit`` characters. With ``keep_newlines`` a ``\\n`` stays a line break (for our own texts).
-    """
-    pieces: list[str] = []
-    used = 0
-    for ch in value:
-        piece = "\n" if keep_newlines and ch == "\n" else _escape_char(ch)
-        if used + len(piece) > limit:
-            while pieces and used + len(ELLIPSIS) > limit:
-                used -= len(pieces.pop())
-            return "".join(pieces) + ELLIPSIS
-        pieces.append(piece)
-        used += len(piece)
-    return "".join(pieces)
-
-
-# ASCII-folding for the subject and the SMS: what NFKD decomposition leaves outside the target
-# alphabet is mapped here first, and anything else becomes a visible "?".
-_FOLD = str.maketrans(
-    {
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u00df": "ss",
-        "\u00e6": "ae",
-        "\u00c6": "AE",
-        "\u00f8": "o",
-        "\u00d8": "O",
-        "\u0153": "oe",
-        "\u0152": "OE",
-        "\u0142": "l",
-        "\u0141": "L",
-        "\u0111": "d",
-        "\u0110": "D",
-        "\u0131": "i",
-        "\u00fe": "th",
-        "\u00de": "Th",
-        "\u00f0": "d",
-    }
-)
-# The printable ASCII characters of the GSM 03.38 basic set: backtick, [ \ ] ^ { | } ~ are not in
-# it (they need the escape table and cost two septets), so they are mapped or replaced.
-_GSM_FOLD = str.maketrans({"[": "(", "]": ")", "{": "(", "}": ")", "\\": "/", "|": "/", "~": "-"})
-_ASCII_PRINTABLE = frozenset(chr(code) for code in range(0x20, 0x7F))
-GSM7_SAFE = _ASCII_PRINTABLE - frozenset("`[\\]^{|}~")
-
-
-def fold(value: str, alphabet: frozenset[str] = _ASCII_PRINTABLE) -> str:
-    """``value`` in ``alphabet``: accents dropped, look-alikes mapped, the rest as ``?``."""
-    text = unicodedata.normalize("NFKD", value).translate(_FOLD)
-    if alphabet is GSM7_SAFE:
-        text = text.translate(_GSM_FOLD)
-    out: list[str] = []
-    for ch in text:
-        if ch in alphabet:
-            out.append(ch)
-        elif unicodedata.combining(ch):
-            continue
-        elif unicodedata.category(ch) == "Zs":
-            out.append(" ")
-        else:
-            out.append("?")
-    return "".join(out)
-
-
-def _cut(value: str, limit: int, marker: str) -> str:
-    if len(value) <= limit:
-        return value
-    if limit <= len(marker):
-        return value[:limit]
-    return value[: limit - len(marker)].rstrip() + marker
-
-
-def _fit(values: list[str], budget: int, marker: str) -> list[str]:
-    """Shorten the longest values first so that together they fit in ``budget`` characters."""
-    budget = max(budget, 0)
-    if sum(len(value) for value in values) <= budget:
-        return values
-    low, high = 0, max(len(value) for value in values)
-    while low < high:  # the largest per-value cap that fits
-        mid = (low + high + 1) // 2
-        if sum(min(len(value), mid) for value in values) <= budget:
-            low = mid
-        else:
-            high = mid - 1
-    return [_cut(value, low, marker) for value in values]
-
-
-def _scrub(value: Any) -> Any:
-    """JSON-ready copy: lone surrogates (not valid Unicode, SNS would refuse them) become U+FFFD."""
-    if isinstance(value, str):
-        return _LONE_SURROGATE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_scrub(key): _scrub(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(item) for item in value]
-    return value
-
-
-def _shrink(value: Any, limit: int) -> Any:
-    if isinstance(value, str):
-        return _cut(value, limit, ELLIPSIS)
-    if isinstance(value, dict):
-        return {key: _shrink(item, limit) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_shrink(item, limit) for item in value]
-    return value
-
+LOOKALIKE_TAG = "LOOK-ALIKE NAME"
 
 # --- the message --------------------------------------------------------------------------------
 
@@ -195,6 +72,10 @@ class AlertMessage:
     sms: str  # GSM-7 basic characters only, at most SMS_MAX characters
     machine: dict[str, Any]
     attributes: dict[str, str]  # SNS message attributes, for subscription filter policies
+
+    @property
+    def alert_id(self) -> str | None:
+        return self.attributes.get("alert_id")
 
     @property
     def event_id(self) -> str | None:
@@ -212,7 +93,41 @@ def build_alert(
     finding: Finding,
     enrichment: Enrichment,
     *,
+    alert_id: str | None = None,
     console_domain: str | None = None,
+) -> AlertMessage:
+    """The alert for one finding. Never raises: if composing the full message fails on some
+    hostile input, a short message with the essentials goes out instead (a lost alert is worse
+    than a terse one). ``alert_id`` defaults to the finding's stable id."""
+    if alert_id is None:
+        alert_id = stable_alert_id(record.event_id, finding.rule_id)
+    try:
+        return _full_alert(record, finding, enrichment, alert_id, console_domain)
+    except Exception as exc:  # noqa: BLE001 — the alert must go out whatever the record holds
+        logger.error(
+            "alert composed in short form",
+            extra={"event_id": attribute(record.event_id), "error": type(exc).__name__},
+        )
+        return _short_alert(record, finding, alert_id, type(exc).__name__)
+
+
+def _attributes(record: CloudTrailRecord, finding: Finding, alert_id: str) -> dict[str, str]:
+    return {
+        "severity": finding.severity,
+        "rule": attribute(finding.rule_id),
+        "event_name": attribute(record.event_name),
+        "account": attribute(record.account_id),
+        "region": attribute(record.region),
+        "alert_id": alert_id,
+    }
+
+
+def _full_alert(
+    record: CloudTrailRecord,
+    finding: Finding,
+    enrichment: Enrichment,
+    alert_id: str,
+    console_domain: str | None,
 ) -> AlertMessage:
     url = console_url(record, console_domain=console_domain)
     command = lookup_command(record.event_id)
@@ -220,19 +135,53 @@ def build_alert(
         subject=_subject(record, finding),
         email=_email(record, finding, enrichment, url, command),
         sms=_sms(record, finding),
-        machine=_machine(record, finding, enrichment, url, command),
-        attributes={
-            "severity": finding.severity,
-            "rule": _attribute(finding.rule_id),
-            "event_name": _attribute(record.event_name),
-            "account": _attribute(record.account_id),
-            "region": _attribute(record.region),
-        },
+        machine=_machine(record, finding, enrichment, url=url, command=command, alert_id=alert_id),
+        attributes=_attributes(record, finding, alert_id),
     )
 
 
-def _attribute(value: str | None) -> str:
-    return _LONE_SURROGATE.sub("\ufffd", value[:256]) if value else "unknown"
+def _short_alert(
+    record: CloudTrailRecord, finding: Finding, alert_id: str, problem: str
+) -> AlertMessage:
+    command = lookup_command(record.event_id)
+    secret = clean(_secret_name(record), 520)
+    email = (
+        f"{clean(finding.rule_id, 200)} ({finding.severity.upper()}) fired on "
+        f"{clean(record.event_name, 100)} for secret {secret} at {record.event_time_iso}.\n\n"
+        f"The full message could not be composed ({problem}); the audit record has every "
+        f"detail.\n\nLook up: {clean(command, 300)}\n"
+    )
+    return AlertMessage(
+        subject=cut(
+            fold(f"[{finding.severity.upper()}] {finding.rule_id}: {_secret_name(record)}"),
+            SUBJECT_MAX,
+            "...",
+        ),
+        email=email,
+        sms=cut(
+            fold(
+                f"secretwatch {finding.severity.upper()} {finding.rule_id} {_secret_name(record)}",
+                GSM7_SAFE,
+            ),
+            SMS_MAX,
+            "..",
+        ),
+        machine={
+            "schema_version": SCHEMA_VERSION,
+            "alert_id": alert_id,
+            "rule": finding.rule_id,
+            "severity": finding.severity,
+            "event": {
+                "id": record.event_id,
+                "name": record.event_name,
+                "time": record.event_time_iso,
+            },
+            "secret": None if record.secret is None else {"name": record.secret.name},
+            "lookup_command": command,
+            "short_form": problem,
+        },
+        attributes=_attributes(record, finding, alert_id),
+    )
 
 
 def lookup_command(event_id: str) -> str:
@@ -251,9 +200,10 @@ def console_url(record: CloudTrailRecord, *, console_domain: str | None = None) 
     domain = console_domain or _console_domain(ref.arn, region)
     if domain is None:
         return None
+    name = json_ready(ref.name)  # lone surrogates cannot be percent-encoded
     return (
         f"https://{region}.{domain}/secretsmanager/secret"
-        f"?name={quote(_LONE_SURROGATE.sub(chr(0xFFFD), ref.name), safe='')}&region={region}"
+        f"?name={quote(name, safe='')}&region={region}"
     )
 
 
@@ -290,15 +240,20 @@ def _secret_name(record: CloudTrailRecord) -> str:
     return record.secret.name if record.secret is not None else "(no secret)"
 
 
+def _lookalike(record: CloudTrailRecord) -> bool:
+    return record.secret is not None and is_lookalike(record.secret.name)
+
+
 def _subject(record: CloudTrailRecord, finding: Finding) -> str:
     head = fold(f"[{finding.severity.upper()}] {finding.rule_id}: ")
+    flag = f" [{LOOKALIKE_TAG}]" if _lookalike(record) else ""
     failed = " (failed)" if record.failed else ""
     secret, caller = (fold(_secret_name(record)), fold(_short_caller(record.caller)))
-    budget = SUBJECT_MAX - len(head) - len(" by ") - len(failed)
+    budget = SUBJECT_MAX - len(head) - len(flag) - len(" by ") - len(failed)
     if budget < 16:  # an absurdly long rule id: cut the whole line instead
-        return _cut(f"{head}{secret} by {caller}{failed}", SUBJECT_MAX, "...").rstrip()
-    secret, caller = _fit([secret, caller], budget, "...")
-    return f"{head}{secret} by {caller}{failed}".rstrip()
+        return cut(f"{head}{secret}{flag} by {caller}{failed}", SUBJECT_MAX, "...").rstrip()
+    secret, caller = fit([secret, caller], budget, "...")
+    return f"{head}{secret}{flag} by {caller}{failed}".rstrip()
 
 
 def _sms(record: CloudTrailRecord, finding: Finding) -> str:
@@ -310,12 +265,13 @@ def _sms(record: CloudTrailRecord, finding: Finding) -> str:
     tail = gsm("".join(f" {part[:20]}" for part in where))
     if record.failed:
         tail = " FAILED" + tail
+    flag = " LOOKALIKE" if _lookalike(record) else ""
     secret, caller = gsm(_secret_name(record)), gsm(_short_caller(record.caller))
-    budget = SMS_MAX - len(head) - len(tail) - len("  by ")
+    budget = SMS_MAX - len(head) - len(flag) - len(tail) - len("  by ")
     if budget < 10:
-        return _cut(f"{head} {secret} by {caller}{tail}", SMS_MAX, "..")
-    secret, caller = _fit([secret, caller], budget, "..")
-    return f"{head} {secret} by {caller}{tail}"
+        return cut(f"{head} {secret}{flag} by {caller}{tail}", SMS_MAX, "..")
+    secret, caller = fit([secret, caller], budget, "..")
+    return f"{head} {secret}{flag} by {caller}{tail}"
 
 
 # --- e-mail -------------------------------------------------------------------------------------
@@ -430,7 +386,15 @@ def _email(
     url: str | None,
     command: str,
 ) -> str:
-    lines = [_sentence(record) + ".", ""]
+    first = _sentence(record) + "."
+    if _lookalike(record) and record.secret is not None:
+        # On the same line: a hostile name must not be able to change the e-mail's shape.
+        first += (
+            f" WARNING: this secret's name uses look-alike characters: it reads as "
+            f"{clean(unicodedata.normalize('NFKC', record.secret.name), 520)} but is a "
+            "different name; check which secret this really is before acting."
+        )
+    lines = [first, ""]
     lines.append(_label("Rule", f"{clean(finding.rule_id, 200)} ({finding.severity.upper()})"))
     lines.append(
         _label("When", f"{record.event_time_iso} (event id {clean(record.event_id, 200)})")
@@ -583,8 +547,7 @@ def _request_lines(request: RequestFields) -> list[str]:
             f"force delete without recovery: {_yes_no(request.force_delete_without_recovery)}"
         )
     if request.resource_policy is not None:
-        policy = json.dumps(request.resource_policy, ensure_ascii=False, separators=(",", ":"))
-        lines.append(f"resource policy: {clean(policy, 2000)}")
+        lines.append(f"resource policy: {clean(dumps(request.resource_policy), 2000)}")
     if request.block_public_policy is not None:
         lines.append(f"block public policy: {_yes_no(request.block_public_policy)}")
     if request.rotation_lambda_arn:
@@ -632,8 +595,10 @@ def _machine(
     record: CloudTrailRecord,
     finding: Finding,
     enrichment: Enrichment,
+    *,
     url: str | None,
     command: str,
+    alert_id: str,
 ) -> dict[str, Any]:
     ref = record.secret
     error = {"code": record.error_code, "message": record.error_message} if record.failed else None
@@ -644,6 +609,7 @@ def _machine(
     }
     machine: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
+        "alert_id": alert_id,
         "rule": finding.rule_id,
         "severity": finding.severity,
         "description": finding.description,
@@ -663,7 +629,7 @@ def _machine(
             "shared_event_id": record.shared_event_id,
             "warnings": list(record.warnings),
         },
-        "secret": None if ref is None else asdict(ref),
+        "secret": None if ref is None else {**asdict(ref), "lookalike": _lookalike(record)},
         "caller": asdict(record.caller),
         "source": {
             "ip": record.source_ip,
@@ -675,28 +641,59 @@ def _machine(
         "console_url": url,
         "lookup_command": command,
     }
-    return _scrub(machine)  # type: ignore[no-any-return]
+    return json_ready(machine)  # type: ignore[no-any-return]
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def _shrink(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return cut(value, limit, ELLIPSIS)
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            short = cut(key, limit, ELLIPSIS)
+            while short in out:  # two long keys with one prefix: keep both
+                short += "'"
+            out[short] = _shrink(item, limit)
+        return out
+    if isinstance(value, list):
+        return [_shrink(item, limit) for item in value]
+    return value
+
+
+_ESSENTIALS = ("schema_version", "alert_id", "kind", "rule", "severity", "lookup_command")
+
+
+def _essentials(machine: dict[str, Any]) -> dict[str, Any]:
+    """The document reduced to what identifies the alert (the audit record has the rest)."""
+    found = machine.get("event")
+    event: dict[str, Any] = found if isinstance(found, dict) else {}
+    named = machine.get("secret")
+    secret: dict[str, Any] | None = named if isinstance(named, dict) else None
+    short = {key: machine[key] for key in _ESSENTIALS if key in machine}
+    short["event"] = {key: _shrink(event.get(key), 256) for key in ("id", "name", "time")}
+    short["secret"] = None if secret is None else {"name": _shrink(secret.get("name"), 256)}
+    return short
 
 
 def to_sns_message(alert: AlertMessage) -> str:
     """The ``Message`` for ``MessageStructure="json"``: one string per protocol, "default" first.
 
-    If the document would exceed SNS's size limit (it is carried once per machine protocol), its
-    long strings are cut, step by step, and ``"truncated": true`` is set in it.
+    Every JSON variant is written under the one policy (ASCII only, no NaN). If the document
+    would exceed SNS's size limit (it is carried once per machine protocol), its long strings
+    are cut, step by step, and ``"truncated": true`` is set in it.
     """
     body = ""
-    for limit in (None, 4096, 1024, 256, 64):
-        machine = alert.machine if limit is None else _shrink(alert.machine, limit)
-        if limit is not None:
-            machine = {**machine, "truncated": True}
-        document = _dumps(machine)
+    for limit in (None, 4096, 1024, 256, 64, 0):
+        if limit is None:
+            machine = alert.machine
+        elif limit:
+            machine = {**_shrink(alert.machine, limit), "truncated": True}
+        else:
+            machine = {**_essentials(alert.machine), "truncated": True}
+        document = dumps(machine)
         message = {"default": alert.email, "email": alert.email, "sms": alert.sms}
         message.update(dict.fromkeys(MACHINE_PROTOCOLS, document))
-        body = _dumps(message)
+        body = dumps(message)
         if len(body.encode("utf-8")) <= MESSAGE_MAX_BYTES:
             break
     return body
@@ -706,7 +703,11 @@ def to_sns_message(alert: AlertMessage) -> str:
 
 
 class Notifier:
-    """Publishes alerts to one SNS topic; delivery errors propagate so the platform retries."""
+    """Publishes alerts to one SNS topic; delivery errors propagate so the platform retries.
+
+    The SNS client must make exactly one attempt per Publish (``shared.clients``): an SDK retry
+    after a lost answer would send the alert twice, with the retry invisible to the pipeline.
+    """
 
     def __init__(self, sns: SNSClient, topic_arn: str) -> None:
         self._sns = sns
@@ -736,9 +737,4 @@ class Notifier:
                 event_id=alert.event_id,
                 rule_id=alert.rule_id,
             ) from exc
-        message_id = response["MessageId"]
-        logger.info(
-            "alert published",
-            extra={"event_id": alert.event_id, "rule_id": alert.rule_id, "message_id": message_id},
-        )
-        return message_id
+        return response["MessageId"]

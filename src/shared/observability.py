@@ -17,7 +17,14 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "secretwatch"))
+from shared.text import log_serializer
+
+# Log lines are JSON under the one escaping policy (ASCII only): a caller's bidi override or line
+# separator reaches nobody's terminal raw.
+logger = Logger(
+    service=os.environ.get("POWERTOOLS_SERVICE_NAME", "secretwatch"),
+    json_serializer=log_serializer,
+)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Secretwatch"))
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])

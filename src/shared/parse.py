@@ -40,12 +40,22 @@ from shared.models import (
     RotationRules,
     SecretRef,
 )
+from shared.redact import ECHO_MEMBERS, describe
 
 EVENTBRIDGE_SOURCE = "aws.secretsmanager"
 CLOUDTRAIL_DETAIL_TYPES = frozenset(
     {"AWS API Call via CloudTrail", "AWS Service Event via CloudTrail"}
 )
 SSO_ROLE_PREFIX = "AWSReservedSSO_"
+# IAM Identity Center creates its roles under this path (optionally followed by a Region): a role
+# merely named AWSReservedSSO_... elsewhere is not an SSO session.
+SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
+# CloudWatch Logs delivers at most about 1 MB of log events per batch; decoded (JSON escaping,
+# per-event framing) that stays well under 2 MiB. More is refused unread, never inflated whole.
+MAX_AWSLOGS_BYTES = 2 * 1024 * 1024
+# An IAM policy nests about six levels (Statement, Condition, operator, key, values); the rules
+# walk policies recursively, so a deeper one is refused at the edge.
+MAX_POLICY_DEPTH = 16
 # A full secret ARN ends with "-" and six random characters; AWS applies the same test to a
 # partial ARN, so a name that looks like it ends in a suffix is treated as one (as AWS does).
 _ARN_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
@@ -86,13 +96,55 @@ class ReadItem:
 # Inputs
 
 
+class LongNumber(str):
+    """A JSON integer of more than 38 digits, kept as its digits: DynamoDB stores no longer
+    number, and Python refuses to convert ones of thousands of digits."""
+
+
+class NonFiniteNumber(str):
+    """NaN, Infinity or an overflowing float, kept as its text: JSON has no such numbers."""
+
+
+_MAX_INT_DIGITS = 38
+
+
+def _parse_int(text: str) -> int | str:
+    digits = len(text) - (text[0] == "-")
+    return int(text) if digits <= _MAX_INT_DIGITS else LongNumber(text)
+
+
+def _parse_float(text: str) -> float | str:
+    value = float(text)
+    return value if value not in (_INF, -_INF) else NonFiniteNumber(text)
+
+
+_INF = float("inf")
+
+
 def _loads(data: str | bytes) -> Any:
-    """json.loads, with JSON nested too deeply for the parser reported as a decode error."""
+    """json.loads for caller-controlled input: every failure is a JSONDecodeError.
+
+    JSON nested too deeply for the parser, integers too long to convert and NaN/Infinity (which
+    Python's parser would accept) never escape as other errors or as floats that JSON cannot
+    write back.
+    """
     try:
-        return json.loads(data)
+        return json.loads(
+            data, parse_int=_parse_int, parse_float=_parse_float, parse_constant=NonFiniteNumber
+        )
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise
     except RecursionError:
-        text = data if isinstance(data, str) else data[:200].decode("utf-8", "replace")
+        text = _preview(data)
         raise json.JSONDecodeError("nested too deeply to be a CloudTrail record", text, 0) from None
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+        raise json.JSONDecodeError(
+            f"unreadable value ({type(exc).__name__})", _preview(data), 0
+        ) from None
+
+
+def _preview(data: str | bytes) -> str:
+    return data[:200] if isinstance(data, str) else data[:200].decode("utf-8", "replace")
 
 
 def read_bytes(data: bytes) -> Iterator[ReadItem]:
@@ -184,17 +236,31 @@ def _decode_awslogs(awslogs: Any) -> Any:
         compressed = base64.b64decode(awslogs["data"], validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InputError(f"awslogs.data is not valid base64 ({exc})") from exc
-    try:
-        # MAX_WBITS | 32 accepts gzip (what CloudWatch Logs sends) and zlib (some fixtures).
-        payload = zlib.decompress(compressed, zlib.MAX_WBITS | 32)
-    except zlib.error as exc:
-        raise InputError(f"awslogs.data is not gzip-compressed ({exc})") from exc
+    payload = inflate(compressed, MAX_AWSLOGS_BYTES, "awslogs.data")
     try:
         return _loads(payload)
     except UnicodeDecodeError as exc:
         raise InputError(f"awslogs.data does not hold UTF-8 text ({exc.reason})") from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"awslogs.data does not hold valid JSON: {_json_error(exc)}") from exc
+
+
+def inflate(compressed: bytes, limit: int, what: str) -> bytes:
+    """gzip or zlib data, decompressed to at most ``limit`` bytes: a bomb is refused, not read."""
+    # MAX_WBITS | 32 accepts gzip (what CloudWatch Logs sends) and zlib (some fixtures).
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)
+    try:
+        payload = inflater.decompress(compressed, limit + 1)
+    except zlib.error as exc:
+        raise InputError(f"{what} is not gzip-compressed ({exc})") from exc
+    if len(payload) <= limit and not inflater.unconsumed_tail and not inflater.eof:
+        raise InputError(f"{what} is not gzip-compressed (the stream is truncated)")
+    if len(payload) > limit or inflater.unconsumed_tail:
+        raise InputError(
+            f"{what} inflates to more than {limit:,} bytes (CloudWatch Logs batches are about "
+            f"1 MB): refused unread ({len(compressed):,} compressed bytes)"
+        )
+    return payload
 
 
 def _read_logs_payload(payload: Any, counter: Iterator[int]) -> Iterator[ReadItem]:
@@ -407,7 +473,7 @@ class _Fields:
         if value is _MISSING:
             message = f"{field} is missing"
         else:
-            message = f"{field} must be {expected}, got {_describe(value)}"
+            message = f"{field} must be {expected}, got {_describe(value, path)}"
         return RecordRejected(message, field=field, event_id=self.event_id)
 
     def required_str(self, obj: Mapping[str, Any], key: str, path: str = "") -> str:
@@ -470,7 +536,7 @@ class _Fields:
         if value is None or type(value) is str:
             return value or None
         self.warnings.append(
-            f"{self.prefix}{path}{key} ignored: expected a string, got {_describe(value)}"
+            f"{self.prefix}{path}{key} ignored: expected a string, got {_describe(value, path)}"
         )
         return None
 
@@ -481,7 +547,7 @@ class _Fields:
         if value is None or type(value) is dict:
             return value
         self.warnings.append(
-            f"{self.prefix}{path}{key} ignored: expected an object, got {_describe(value)}"
+            f"{self.prefix}{path}{key} ignored: expected an object, got {_describe(value, path)}"
         )
         return None
 
@@ -489,7 +555,11 @@ class _Fields:
 _MISSING: Any = object()
 
 
-def _describe(value: Any) -> str:
+def _describe(value: Any, path: str = "") -> str:
+    """A wrong value for an error message. Content echoed from the request or the response may
+    hold anything, a secret value included: it is described by its type and size, never quoted."""
+    if path.partition(".")[0] in ECHO_MEMBERS:
+        return describe(value)
     kind = _json_type(value)
     if kind in {"string", "number", "boolean"}:
         text = json.dumps(value)
@@ -500,6 +570,8 @@ def _describe(value: Any) -> str:
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
+    if isinstance(value, LongNumber | NonFiniteNumber):
+        return "number"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):
@@ -625,7 +697,7 @@ def _caller(identity: dict[str, Any], fields: _Fields, raw: Mapping[str, Any]) -
         user_name = user_name or arn.partition(":federated-user/")[2] or None
 
     sso_user = sso_permission_set = None
-    if role_name is not None and role_name.startswith(SSO_ROLE_PREFIX):
+    if is_sso_role(role_arn) and role_name is not None and role_name.startswith(SSO_ROLE_PREFIX):
         sso_user = session_name
         sso_permission_set = role_name[len(SSO_ROLE_PREFIX) :].rpartition("_")[0] or None
 
@@ -683,6 +755,14 @@ def _caller(identity: dict[str, Any], fields: _Fields, raw: Mapping[str, Any]) -
         mfa_authenticated=mfa,
         console_session=console,
     )
+
+
+def is_sso_role(role_arn: str | None) -> bool:
+    """An IAM Identity Center role: recognised by the path IAM Identity Center creates it under,
+    never by its name (anyone may name a role AWSReservedSSO_...)."""
+    if role_arn is None or ":role/" not in role_arn:
+        return False
+    return role_arn.partition(":role/")[2].startswith(SSO_ROLE_PATH[1:])
 
 
 def _string_bool(value: Any) -> bool | None:
@@ -746,7 +826,26 @@ def _policy(request: Mapping[str, Any], fields: _Fields) -> dict[str, Any] | Non
             ) from None
     if type(value) is not dict:
         raise fields.reject("requestParameters.resourcePolicy", "a JSON policy document", value)
+    if _depth(value) > MAX_POLICY_DEPTH:
+        raise fields.reject(
+            "requestParameters.resourcePolicy",
+            f"a policy document nested at most {MAX_POLICY_DEPTH} levels deep",
+            value,
+        )
     return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply a decoded JSON value nests, counted without recursion (hostile input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if type(node) is dict:
+            stack.extend((child, level + 1) for child in node.values())
+        elif type(node) is list:
+            stack.extend((child, level + 1) for child in node)
+    return deepest
 
 
 def _rotation_rules(request: Mapping[str, Any], fields: _Fields) -> RotationRules | None:

@@ -1,20 +1,24 @@
 """parse → enrich → evaluate → record → notify, for one Lambda event of either route.
 
-Failure policy (STYLE.md §7):
-- a record that cannot be parsed is logged with its id and kept as a failure record in the
-  audit table, and the rest of the batch goes on;
+Failure policy (docs/delivery.md):
+- every record stands alone: whatever goes wrong while reading, normalising, enriching,
+  evaluating or building one record turns that record into a kept ``rejected#`` item with the
+  reason, and the rest of the batch goes on;
 - enrichment never raises (it degrades to what the event says);
-- an audit write or an alert publish that fails raises DeliveryError *after* the rest of the
-  batch was processed, so the platform retries the invocation; the retry writes nothing twice
-  and publishes each alert once (see shared.audit for the alert states).
+- only AWS delivery failures (an audit write, an alert publish) fail the invocation, and only
+  after the whole batch was handled, so the platform retries it; the retry writes nothing twice
+  and sends every alert that is not yet known to be sent;
+- an alert is claimed by this invocation until its deadline, marked sent only after SNS accepted
+  it, and handed back when publishing fails or time runs short.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -22,13 +26,19 @@ from shared import audit
 from shared.audit import CLAIMED, RETRY, SUPPRESSED, AuditStore, build_item, rejected_item
 from shared.enrich import Enrichment
 from shared.errors import DeliveryError, InputError
-from shared.models import CloudTrailRecord, Evaluation, Finding
+from shared.models import CloudTrailRecord, Evaluation, Finding, format_time
 from shared.notify import AlertMessage, build_alert
 from shared.observability import count, logger
 from shared.parse import ReadItem, read_event
 from shared.rules import RuleSet
+from shared.text import clean, dumps
 
 ROUTE_EVENTBRIDGE, ROUTE_LOGS, ROUTE_REPLAY = "eventbridge", "cloudwatch-logs", "replay"
+# No alert is claimed with less time than this left: a Publish (one attempt, 2 s to connect,
+# 5 s to answer) and the state update that follows must finish inside the claim.
+DEADLINE_MARGIN_MS = 10_000
+# A claim's length when the caller gives no deadline (the command line): Lambda's longest run.
+DEFAULT_LEASE_MS = 15 * 60 * 1000
 
 
 class EnricherPort(Protocol):
@@ -49,10 +59,44 @@ class Summary:
     rejected: int = 0
     skipped: int = 0
     failures: int = 0
+    deferred: int = 0  # alerts left for the retry: this invocation ran short of time
     enrichment_failures: int = 0  # look-ups that degraded (AccessDenied, not found...)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One invocation's identity: its claims carry ``token``, and end at ``deadline_ms``."""
+
+    token: str
+    deadline_ms: int
+    request_id: str | None = None
+    has_deadline: bool = True
+
+
+@dataclass
+class _Alert:
+    finding: Finding
+    message: AlertMessage
+    entry: dict[str, Any]
+
+
+@dataclass
+class _Prepared:
+    record: CloudTrailRecord
+    item: dict[str, Any]
+    evaluation: Evaluation
+    alerts: list[_Alert] = field(default_factory=list)
+
+
+class _Broken(Exception):
+    """A record could not be handled at some stage (not an AWS failure): it is kept rejected."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(f"could not {stage} the record: {type(cause).__name__}")
+        self.stage = stage
 
 
 class Pipeline:
@@ -77,7 +121,14 @@ class Pipeline:
 
     # --- entry points ----------------------------------------------------------------------
 
-    def process_event(self, event: Any, route: str) -> Summary:
+    def process_event(
+        self,
+        event: Any,
+        route: str,
+        *,
+        deadline_ms: int | None = None,
+        request_id: str | None = None,
+    ) -> Summary:
         """One Lambda event of any shape. An unreadable event is kept as a failure record."""
         try:
             items = list(read_event(event))
@@ -91,26 +142,30 @@ class Pipeline:
             self._reject(ReadItem(0, error=str(exc), origin_id=origin, raw=event), route, summary)
             self._emit(summary)
             return summary
-        return self.process(items, route)
+        return self.process(items, route, deadline_ms=deadline_ms, request_id=request_id)
 
-    def process(self, items: Iterable[ReadItem], route: str) -> Summary:
+    def process(
+        self,
+        items: Iterable[ReadItem],
+        route: str,
+        *,
+        deadline_ms: int | None = None,
+        request_id: str | None = None,
+    ) -> Summary:
         summary = Summary()
+        attempt = self._attempt(deadline_ms, request_id)
         failed_lookups = self._enrichment_failures()
         quiet: list[dict[str, Any]] = []  # audit items without findings: written in batches
         failures: list[DeliveryError] = []
-        for item in items:
-            if item.error is not None:
-                try:
-                    self._reject(item, route, summary)
-                except DeliveryError as exc:
-                    failures.append(exc)
-                continue
-            if item.record is None:
-                summary.skipped += 1
-                continue
-            summary.records += 1
+        for item in _guarded(items):
             try:
-                self._handle(item.record, route, summary, quiet)
+                if item.error is not None:
+                    self._reject(item, route, summary)
+                elif item.record is None:
+                    summary.skipped += 1
+                else:
+                    summary.records += 1
+                    self._handle(item.record, route, summary, quiet, attempt)
             except DeliveryError as exc:
                 failures.append(exc)
         try:
@@ -120,12 +175,21 @@ class Pipeline:
         summary.failures = len(failures)
         summary.enrichment_failures = self._enrichment_failures() - failed_lookups
         self._emit(summary)
-        if failures:
-            first = failures[0]
+        if failures or summary.deferred:
+            first = failures[0] if failures else None
             logger.error(
-                "delivery failed; the invocation will be retried",
-                extra={"failures": len(failures), "event_id": first.event_id, "error": str(first)},
+                "delivery incomplete; the invocation will be retried",
+                extra={
+                    "failures": len(failures),
+                    "deferred_alerts": summary.deferred,
+                    "event_id": clean(first.event_id, 256) if first and first.event_id else None,
+                    "error": str(first) if first else "time ran short",
+                },
             )
+            if first is None:
+                raise DeliveryError(
+                    f"{summary.deferred} alert(s) left for the retry: the deadline was near"
+                )
             raise DeliveryError(
                 f"{len(failures)} delivery failure(s), first: {first}",
                 event_id=first.event_id,
@@ -133,118 +197,244 @@ class Pipeline:
             )
         return summary
 
+    def _attempt(self, deadline_ms: int | None, request_id: str | None) -> Attempt:
+        token = uuid.uuid4().hex
+        if deadline_ms is None:
+            return Attempt(token, self._now_ms() + DEFAULT_LEASE_MS, request_id, False)
+        return Attempt(token, deadline_ms, request_id)
+
+    def _now_ms(self) -> int:
+        return int(self.clock().timestamp() * 1000)
+
+    def _time_short(self, attempt: Attempt) -> bool:
+        return attempt.has_deadline and self._now_ms() + DEADLINE_MARGIN_MS >= attempt.deadline_ms
+
     # --- one record --------------------------------------------------------------------------
 
     def _handle(
-        self, record: CloudTrailRecord, route: str, summary: Summary, quiet: list[dict[str, Any]]
+        self,
+        record: CloudTrailRecord,
+        route: str,
+        summary: Summary,
+        quiet: list[dict[str, Any]],
+        attempt: Attempt,
     ) -> None:
-        enrichment = self.enricher.enrich(record)
-        evaluation = self.ruleset.evaluate(record, enrichment)
-        for error in evaluation.rule_errors:
-            logger.error(
-                "rule failed",
-                extra={
-                    "rule_id": error.rule_id,
-                    "event_id": record.event_id,
-                    "error": error.message,
-                },
-            )
-        count("RuleErrors", len(evaluation.rule_errors))
-        item = build_item(
-            record,
-            evaluation,
-            enrichment.to_dict(),
-            route=route,
-            retention_days=self.retention_days,
-            now=self.clock(),
-            alert_state=CLAIMED if self.notifier is not None else SUPPRESSED,
-        )
-        if not evaluation.findings:
-            quiet.append(item)
+        try:
+            prepared = self._prepare(record, route, attempt)
+        except _Broken as broken:
+            self._keep_broken(record, broken, route, summary)
             return
-        summary.findings += len(evaluation.findings)
-        self._record_and_alert(record, evaluation, enrichment, item, summary)
+        if not prepared.evaluation.findings:
+            quiet.append(prepared.item)
+            return
+        summary.findings += len(prepared.evaluation.findings)
+        try:
+            self._record_and_alert(prepared, summary, attempt)
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            self._hand_back_all(prepared, attempt, f"internal error: {type(exc).__name__}")
+            raise DeliveryError(
+                f"could not record or alert the record: {type(exc).__name__}",
+                event_id=prepared.item["event_id"],
+            ) from exc
 
-    def _record_and_alert(
+    def _prepare(self, record: CloudTrailRecord, route: str, attempt: Attempt) -> _Prepared:
+        """Everything that can fail on the record's content, before anything is written."""
+        stage = "enrich"
+        try:
+            enrichment = self.enricher.enrich(record)
+            stage = "evaluate"
+            evaluation = self.ruleset.evaluate(record, enrichment)
+            for error in evaluation.rule_errors:
+                logger.error(
+                    "rule failed",
+                    extra={
+                        "rule_id": error.rule_id,
+                        "event_id": clean(record.event_id, 256),
+                        "error": error.message,
+                    },
+                )
+            count("RuleErrors", len(evaluation.rule_errors))
+            stage = "compose the alerts for"
+            alerts = self._alerts(record, evaluation, enrichment, attempt)
+            stage = "build the audit record for"
+            item = build_item(
+                record,
+                evaluation,
+                enrichment.to_dict(),
+                route=route,
+                retention_days=self.retention_days,
+                now=self.clock(),
+                alerts={alert.finding.rule_id: alert.entry for alert in alerts},
+            )
+        except Exception as exc:
+            raise _Broken(stage, exc) from exc
+        return _Prepared(record, item, evaluation, alerts)
+
+    def _alerts(
         self,
         record: CloudTrailRecord,
         evaluation: Evaluation,
         enrichment: Enrichment,
-        item: dict[str, Any],
-        summary: Summary,
-    ) -> None:
+        attempt: Attempt,
+    ) -> list[_Alert]:
+        alerts: list[_Alert] = []
+        short = self._time_short(attempt)
+        for finding in evaluation.findings:
+            identifier = audit.alert_id(record.event_id, finding.rule_id)
+            entry: dict[str, Any] = {"state": SUPPRESSED, "alert_id": identifier}
+            if self.notifier is not None and short:
+                entry["state"] = RETRY
+                entry["handed_back"] = "the invocation ran short of time"
+            elif self.notifier is not None:
+                entry = self._claim_entry(identifier, attempt)
+            message = build_alert(
+                record,
+                finding,
+                enrichment,
+                alert_id=identifier,
+                console_domain=self.console_domain,
+            )
+            alerts.append(_Alert(finding, message, entry))
+        return alerts
+
+    def _claim_entry(self, identifier: str, attempt: Attempt) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "state": CLAIMED,
+            "alert_id": identifier,
+            "owner": attempt.token,
+            "deadline": attempt.deadline_ms,
+            "claimed_at": format_time(self.clock()),
+        }
+        if attempt.request_id:
+            entry["invocation"] = attempt.request_id
+        return entry
+
+    def _record_and_alert(self, prepared: _Prepared, summary: Summary, attempt: Attempt) -> None:
+        item = prepared.item
+        event_id = str(item["event_id"])
         existing = self.store.put_new(item)
-        if existing is None:
+        if existing is None or _written_by(existing, attempt):
+            # Written now, or by this very attempt before an answer was lost (botocore retried
+            # the put and met our own item): the claims in it are ours.
             summary.written += 1
-            to_send = list(evaluation.findings)
+            to_send = [a for a in prepared.alerts if a.entry.get("owner") == attempt.token]
+            summary.deferred += sum(a.entry["state"] == RETRY for a in prepared.alerts)
         else:
             summary.duplicates += 1
             logger.info(
-                "duplicate delivery", extra={"event_id": record.event_id, "route": item["route"]}
+                "duplicate delivery",
+                extra={"event_id": clean(event_id, 256), "route": item["route"]},
             )
-            to_send = self._reclaim(record.event_id, existing, evaluation.findings)
-        for finding in evaluation.findings:
+            to_send = self._reclaim(event_id, existing, prepared.alerts, attempt, summary)
+        for finding in prepared.evaluation.findings:
             logger.info(
                 "rule matched",
                 extra={
                     "rule_id": finding.rule_id,
                     "severity": finding.severity,
-                    "event_id": record.event_id,
-                    "event_name": record.event_name,
-                    "secret": record.secret.name if record.secret else None,
+                    "event_id": clean(event_id, 256),
+                    "event_name": clean(prepared.record.event_name, 128),
+                    "secret": clean(prepared.record.secret.name, 256)
+                    if prepared.record.secret
+                    else None,
                 },
             )
         errors: list[DeliveryError] = []
-        for finding in to_send:
+        for position, alert in enumerate(to_send):
+            if self._time_short(attempt):
+                for rest in to_send[position:]:
+                    self._hand_back(event_id, rest, attempt, "the invocation ran short of time")
+                    summary.deferred += 1
+                break
             try:
-                self._alert(record, finding, enrichment, summary)
+                self._publish(event_id, alert, attempt, summary)
             except DeliveryError as exc:
                 errors.append(exc)
         if errors:
             raise errors[0]
 
     def _reclaim(
-        self, event_id: str, existing: dict[str, Any], findings: tuple[Finding, ...]
-    ) -> list[Finding]:
-        """On a repeated delivery, claim only the alerts a failed attempt handed back ("retry")."""
-        states = existing.get("alerts") or {}
-        return [
-            finding
-            for finding in findings
-            if states.get(finding.rule_id) == RETRY
-            and self.store.set_alert_state(event_id, finding.rule_id, CLAIMED, expect=RETRY)
-        ]
-
-    def _alert(
-        self, record: CloudTrailRecord, finding: Finding, enrichment: Enrichment, summary: Summary
-    ) -> None:
+        self,
+        event_id: str,
+        existing: Mapping[str, Any],
+        alerts: list[_Alert],
+        attempt: Attempt,
+        summary: Summary,
+    ) -> list[_Alert]:
+        """On a repeated delivery, claim the alerts no live invocation owns: handed back, or
+        claimed by an invocation whose deadline has passed (it died: timeout, crash, kill)."""
         if self.notifier is None:
-            return
-        alert = build_alert(record, finding, enrichment, console_domain=self.console_domain)
+            return []
+        states: Mapping[str, Any] = existing.get("alerts") or {}
+        now_ms = self._now_ms()
+        taken: list[_Alert] = []
+        for alert in alerts:
+            previous = states.get(alert.finding.rule_id)
+            if not isinstance(previous, Mapping) or not _claimable(previous, now_ms):
+                continue
+            if self._time_short(attempt):
+                summary.deferred += 1  # the retry will take it
+                continue
+            entry = self._claim_entry(alert.entry["alert_id"], attempt)
+            if self.store.claim(
+                event_id, alert.finding.rule_id, entry, now_ms=now_ms, previous=previous
+            ):
+                taken.append(_Alert(alert.finding, alert.message, entry))
+        return taken
+
+    def _publish(self, event_id: str, alert: _Alert, attempt: Attempt, summary: Summary) -> None:
+        assert self.notifier is not None  # only claimed alerts are published
+        rule_id = alert.finding.rule_id
         try:
-            message_id = self.notifier.publish(alert)
+            message_id = self.notifier.publish(alert.message)
         except DeliveryError as exc:
             count("AlertFailures")
-            try:
-                self.store.set_alert_state(record.event_id, finding.rule_id, RETRY, expect=CLAIMED)
-            except DeliveryError:
-                # Both SNS and DynamoDB failed: the alert stays "claimed" and will not be resent.
-                logger.error(
-                    "alert state could not be handed back for retry; the alert may be lost",
-                    extra={"event_id": record.event_id, "rule_id": finding.rule_id},
-                )
-            raise DeliveryError(
-                str(exc), event_id=record.event_id, rule_id=finding.rule_id
-            ) from exc
+            self._hand_back(event_id, alert, attempt, str(exc))
+            raise DeliveryError(str(exc), event_id=event_id, rule_id=rule_id) from exc
         summary.alerts_published += 1
         logger.info(
             "alert published",
             extra={
-                "event_id": record.event_id,
-                "rule_id": finding.rule_id,
+                "event_id": clean(event_id, 256),
+                "rule_id": rule_id,
+                "alert_id": alert.entry["alert_id"],
                 "message_id": message_id,
             },
         )
+        try:
+            self.store.mark_sent(
+                event_id,
+                rule_id,
+                attempt.token,
+                sent_at=format_time(self.clock()),
+                message_id=message_id,
+            )
+        except DeliveryError as exc:
+            # SNS has the alert: failing the invocation would only send it again now. The claim
+            # stays until its deadline; a later delivery of this event may repeat it, with the
+            # same alert_id.
+            count("AlertStateFailures")
+            logger.error(
+                "alert sent but not marked sent",
+                extra={"event_id": clean(event_id, 256), "rule_id": rule_id, "error": str(exc)},
+            )
+
+    def _hand_back(self, event_id: str, alert: _Alert, attempt: Attempt, reason: str) -> None:
+        try:
+            self.store.hand_back(event_id, alert.finding.rule_id, attempt.token, reason)
+        except DeliveryError:
+            # The claim lapses at this invocation's deadline; a later delivery takes it then.
+            logger.error(
+                "alert could not be handed back; it is retried after the claim's deadline",
+                extra={"event_id": clean(event_id, 256), "rule_id": alert.finding.rule_id},
+            )
+
+    def _hand_back_all(self, prepared: _Prepared, attempt: Attempt, reason: str) -> None:
+        for alert in prepared.alerts:
+            if alert.entry.get("owner") == attempt.token:
+                self._hand_back(str(prepared.item["event_id"]), alert, attempt, reason)
 
     def _write_quiet(self, items: list[dict[str, Any]], summary: Summary) -> None:
         if not items:
@@ -259,16 +449,26 @@ class Pipeline:
         summary.written += written
         summary.duplicates += duplicates
 
+    def _keep_broken(
+        self, record: CloudTrailRecord, broken: _Broken, route: str, summary: Summary
+    ) -> None:
+        """A record that broke while being handled is kept, as a rejected item, with the stage."""
+        count("RecordErrors")
+        raw = {"normalised_record": asdict(record), "stage": broken.stage}
+        self._reject(
+            ReadItem(0, error=str(broken), event_id=record.event_id, raw=raw), route, summary
+        )
+
     def _reject(self, item: ReadItem, route: str, summary: Summary) -> None:
         summary.rejected += 1
         item_id = item.event_id or item.origin_id or _digest(item.raw)
         logger.warning(
             "record rejected and kept",
             extra={
-                "event_id": item.event_id,
-                "origin_id": item.origin_id,
+                "event_id": clean(item.event_id, 256) if item.event_id else None,
+                "origin_id": clean(item.origin_id, 256) if item.origin_id else None,
                 "index": item.index,
-                "error": item.error,
+                "error": clean(item.error or "unreadable", 2048),
             },
         )
         kept = rejected_item(
@@ -296,9 +496,52 @@ class Pipeline:
         count("AuditWrites", summary.written)
         count("Duplicates", summary.duplicates)
         count("AlertsPublished", summary.alerts_published)
+        count("AlertsDeferred", summary.deferred)
         count("EnrichmentFailures", summary.enrichment_failures)
 
 
+def _written_by(existing: Mapping[str, Any], attempt: Attempt) -> bool:
+    """The stored item holds a claim of this attempt: the put was ours, its answer was lost."""
+    states = existing.get("alerts")
+    return isinstance(states, Mapping) and any(
+        isinstance(entry, Mapping) and entry.get("owner") == attempt.token
+        for entry in states.values()
+    )
+
+
+def _claimable(entry: Mapping[str, Any], now_ms: int) -> bool:
+    state = entry.get("state")
+    if state == RETRY:
+        return True
+    deadline = entry.get("deadline")
+    return state == CLAIMED and isinstance(deadline, int) and deadline < now_ms
+
+
+def _guarded(items: Iterable[ReadItem]) -> Iterator[ReadItem]:
+    """The items of an input; should reading itself fail, the failure becomes one more item."""
+    iterator = iter(items)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 — what was read so far is still handled
+            yield ReadItem(-1, error=f"the input could not be read further: {type(exc).__name__}")
+            return
+        yield item
+
+
 def _digest(raw: Any) -> str:
-    text = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True, default=str)
+    try:
+        text = raw if isinstance(raw, str) else dumps(raw, sort_keys=True)
+    except (ValueError, TypeError, RecursionError):
+        text = repr(type(raw))
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def deadline_from(context: Any) -> int | None:
+    """The end of a Lambda invocation, in epoch milliseconds, from its context."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return int(time.time() * 1000) + int(remaining())

@@ -479,7 +479,7 @@ def test_output_helpers() -> None:
     # WHEN / THEN safe() makes it visible, cut() shortens with an ellipsis
     assert safe(None) == ""
     assert safe("plain") == "plain"
-    assert safe("a\tb\u00a0c\x7f") == "a\\x09b c\\x7f"
+    assert safe("a\tb\u00a0c\x7f") == "a\\tb c\\x7f"
     assert cut("abcdef", 4) == "abc…"
     assert cut("abc", 4) == "abc"
     assert cut("abc", 0) == "abc"

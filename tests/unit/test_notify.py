@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shared.audit import alert_id
 from shared.enrich import Enrichment, SecretDetails
 from shared.errors import DeliveryError
 from shared.models import (
@@ -34,10 +35,10 @@ from shared.notify import (
     AlertMessage,
     Notifier,
     build_alert,
-    clean,
     console_url,
     to_sns_message,
 )
+from shared.text import clean
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -471,7 +472,7 @@ def test_email_lines_cannot_be_forged(hostile: list[str]) -> None:
     [
         ("plain", 10, "plain"),
         ("a\r\nb", 10, "a\\r\\nb"),
-        ("\x00\x85\u2029", 30, "\\u0000\\u0085\\u2029"),
+        ("\x00\x85\u2029", 30, "\\x00\\x85\\u2029"),
         ("\U000e0041", 20, "\\U000e0041"),
         ("abcdefghij", 5, "abcd…"),
         ("ab\ncd", 4, "ab…"),  # never splits an escape
@@ -539,13 +540,14 @@ def test_attributes_are_strings_for_filter_policies() -> None:
     # GIVEN a record without a region  WHEN the alert is built
     attributes = build_alert(make_record(region=None), CRITICAL, make_enrichment()).attributes
 
-    # THEN every attribute is a non-empty string
+    # THEN every attribute is a non-empty string, the alert's stable id among them
     assert attributes == {
         "severity": "critical",
         "rule": "secret-deleted",
         "event_name": "DeleteSecret",
         "account": ACCOUNT,
         "region": "unknown",
+        "alert_id": alert_id(make_record().event_id, "secret-deleted"),
     }
 
 
@@ -837,8 +839,9 @@ def test_unicode_spaces_fold_to_spaces_in_the_sms() -> None:
     # GIVEN a secret name with a no-break space and an ogham space mark
     record = with_secret_name(make_record(), "a\u00a0b\u1680c")
 
-    # WHEN the alert is built  THEN they are plain spaces in the SMS
-    assert " a b c by " in build_alert(record, CRITICAL, make_enrichment()).sms
+    # WHEN the alert is built  THEN they are plain spaces in the SMS, and the name is flagged:
+    # with plain spaces it would read exactly like another secret's
+    assert " a b c LOOKALIKE by " in build_alert(record, CRITICAL, make_enrichment()).sms
 
 
 def test_govcloud_console_domain() -> None:

@@ -510,8 +510,39 @@ IDENTITY_CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
             "type": "AssumedRole",
             "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/AWSReservedSSO_Read_Only_Ops_9f8e7d6c/bob",
             "accountId": ACCOUNT,
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "arn": f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/"
+                    "AWSReservedSSO_Read_Only_Ops_9f8e7d6c",
+                    "userName": "AWSReservedSSO_Read_Only_Ops_9f8e7d6c",
+                }
+            },
         },
         {"sso_user": "bob", "sso_permission_set": "Read_Only_Ops", "name": "bob"},
+    ),
+    (
+        # Anyone may name a role AWSReservedSSO_...: only IAM Identity Center's path makes it SSO.
+        "role-merely-named-like-sso-is-not-sso",
+        {
+            "type": "AssumedRole",
+            "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/AWSReservedSSO_Admin_0123abcd/mallory",
+            "accountId": ACCOUNT,
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "arn": f"arn:aws:iam::{ACCOUNT}:role/AWSReservedSSO_Admin_0123abcd",
+                    "userName": "AWSReservedSSO_Admin_0123abcd",
+                }
+            },
+        },
+        {
+            "sso_user": None,
+            "sso_permission_set": None,
+            "role_name": "AWSReservedSSO_Admin_0123abcd",
+            "session_name": "mallory",
+            "name": "AWSReservedSSO_Admin_0123abcd",
+        },
     ),
     (
         "assumed-role-invoked-by-a-service",
@@ -1126,7 +1157,7 @@ WRONG_TYPES: list[tuple[str, dict[str, Any], str]] = [
             "eventName": "DeleteSecret",
             "requestParameters": {"secretId": "s", "recoveryWindowInDays": "7"},
         },
-        'requestParameters.recoveryWindowInDays must be a whole number, got the string "7"',
+        "requestParameters.recoveryWindowInDays must be a whole number, got a string of 1 characters",
     ),
     (
         "recovery-window-float",
@@ -1142,7 +1173,7 @@ WRONG_TYPES: list[tuple[str, dict[str, Any], str]] = [
             "eventName": "DeleteSecret",
             "requestParameters": {"secretId": "s", "forceDeleteWithoutRecovery": "true"},
         },
-        'requestParameters.forceDeleteWithoutRecovery must be a JSON boolean, got the string "true"',
+        "requestParameters.forceDeleteWithoutRecovery must be a JSON boolean, got a string of 4 characters",
     ),
     (
         "force-delete-number",
@@ -1150,7 +1181,7 @@ WRONG_TYPES: list[tuple[str, dict[str, Any], str]] = [
             "eventName": "DeleteSecret",
             "requestParameters": {"secretId": "s", "forceDeleteWithoutRecovery": 1},
         },
-        "requestParameters.forceDeleteWithoutRecovery must be a JSON boolean, got the number 1",
+        "requestParameters.forceDeleteWithoutRecovery must be a JSON boolean, got a number",
     ),
     (
         "resource-policy-not-json",
@@ -1166,7 +1197,7 @@ WRONG_TYPES: list[tuple[str, dict[str, Any], str]] = [
             "eventName": "PutResourcePolicy",
             "requestParameters": {"secretId": "s", "resourcePolicy": "[1]"},
         },
-        "requestParameters.resourcePolicy must be a JSON policy document, got array",
+        "requestParameters.resourcePolicy must be a JSON policy document, got an array of 1 items",
     ),
     (
         "request-parameters-string",
@@ -1176,7 +1207,7 @@ WRONG_TYPES: list[tuple[str, dict[str, Any], str]] = [
     (
         "response-elements-list",
         {"responseElements": []},
-        "responseElements must be an object or null, got array",
+        "responseElements must be an object or null, got an array of 0 items",
     ),
     (
         "additional-data-number",
@@ -1224,7 +1255,7 @@ WRONG_TYPES: list[tuple[str, dict[str, Any], str]] = [
     (
         "version-id-number",
         {"responseElements": {"versionId": 5}},
-        "responseElements.versionId must be a string, got the number 5",
+        "responseElements.versionId must be a string, got a number",
     ),
     (
         "rotation-days-string",

@@ -19,7 +19,7 @@ from moto import mock_aws
 from scripts.make_events import subscription_event
 
 from cli.local_stack import LocalStack, create_stack
-from shared.audit import CLAIMED, RETRY, AuditStore
+from shared.audit import RETRY, SENT, AuditStore
 from shared.enrich import Enricher
 from shared.errors import DeliveryError
 from shared.notify import Notifier
@@ -156,7 +156,7 @@ def test_sns_failure_fails_the_invocation_and_the_retry_sends_once(world: World)
     with pytest.raises(DeliveryError):
         pipeline.process_event(event, ROUTE_EVENTBRIDGE)
     (item,) = world.items()
-    assert item["alerts"]["M"]["deletion-forced-no-recovery"]["S"] == RETRY
+    assert item["alerts"]["M"]["deletion-forced-no-recovery"]["M"]["state"]["S"] == RETRY
     retry = pipeline.process_event(event, ROUTE_EVENTBRIDGE)
     again = pipeline.process_event(event, ROUTE_EVENTBRIDGE)
     # THEN the audit record was kept, and the alert went out exactly once
@@ -164,7 +164,7 @@ def test_sns_failure_fails_the_invocation_and_the_retry_sends_once(world: World)
     assert again.alerts_published == 0
     assert [m["rule"] for m in world.messages()] == ["deletion-forced-no-recovery"]
     (item,) = world.items()
-    assert item["alerts"]["M"]["deletion-forced-no-recovery"]["S"] == CLAIMED
+    assert item["alerts"]["M"]["deletion-forced-no-recovery"]["M"]["state"]["S"] == SENT
 
 
 def test_dynamodb_throttling_fails_the_invocation_and_the_retry_does_not_duplicate(
