@@ -50,9 +50,12 @@ SSO_ROLE_PREFIX = "AWSReservedSSO_"
 # IAM Identity Center creates its roles under this path (optionally followed by a Region): a role
 # merely named AWSReservedSSO_... elsewhere is not an SSO session.
 SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
-# CloudWatch Logs delivers at most about 1 MB of log events per batch; decoded (JSON escaping,
-# per-event framing) that stays well under 2 MiB. More is refused unread, never inflated whole.
-MAX_AWSLOGS_BYTES = 2 * 1024 * 1024
+# CloudWatch Logs delivers at most about 1 MB of log events per batch. In the decoded payload a
+# message byte can take up to six (a control character written as \u0001) plus each event's
+# framing, so a genuine batch stays under 8 MiB; a lower cap would let one hostile log event
+# written into the trail's log group get its whole batch refused. More than that is refused
+# after reading 8 MiB, never inflated whole (the function has 256 MB).
+MAX_AWSLOGS_BYTES = 8 * 1024 * 1024
 # An IAM policy nests about six levels (Statement, Condition, operator, key, values); the rules
 # walk policies recursively, so a deeper one is refused at the edge.
 MAX_POLICY_DEPTH = 16
@@ -257,8 +260,8 @@ def inflate(compressed: bytes, limit: int, what: str) -> bytes:
         raise InputError(f"{what} is not gzip-compressed (the stream is truncated)")
     if len(payload) > limit or inflater.unconsumed_tail:
         raise InputError(
-            f"{what} inflates to more than {limit:,} bytes (CloudWatch Logs batches are about "
-            f"1 MB): refused unread ({len(compressed):,} compressed bytes)"
+            f"{what} inflates to more than {limit:,} bytes (CloudWatch Logs batches hold about "
+            f"1 MB of log events): refused unread ({len(compressed):,} compressed bytes)"
         )
     return payload
 

@@ -136,6 +136,8 @@ def poison(name: str) -> str:
         policy = '{"Statement": [{"Effect": "Allow", "Principal": "*", "Sid": NaN, "x": 1e999}]}'
         record["requestParameters"] = {"secretId": "prod/nan", "resourcePolicy": policy}
         return json.dumps(record)
+    if name == "1mb-of-control-characters":  # escaped, the payload grows about sevenfold
+        return json.dumps({**quiet(907), "userAgent": "\x01" * 1_000_000})
     if name == "deep-record":
         return '{"eventVersion": "1.11", "x": ' + "[" * 5000 + "]" * 5000 + "}"
     raise AssertionError(name)
@@ -149,6 +151,7 @@ POISON = [
     "300kb-user-agent",
     "deep-policy",
     "nan-policy",
+    "1mb-of-control-characters",
     "deep-record",
 ]
 
