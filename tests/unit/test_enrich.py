@@ -367,6 +367,57 @@ def test_a_failed_lookup_is_retried_after_the_ttl(
     assert enricher.stats.calls[API_DESCRIBE_SM] == 2
 
 
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("ThrottlingException", 400),
+        ("TooManyRequestsException", 429),
+        ("InternalServiceError", 500),
+        ("SomethingNew", 503),  # any 5xx, whatever its code
+    ],
+)
+def test_a_transient_failure_is_never_cached(
+    secretsmanager: SecretsManagerClient, iam: IAMClient, code: str, status: int
+) -> None:
+    # GIVEN DescribeSecret failing once with throttling or a server error, then answering
+    secretsmanager.create_secret(
+        Name="prod/db", SecretString="x", Tags=[{"Key": "owner", "Value": "team-a"}]
+    )
+    stubber = Stubber(secretsmanager)
+    stubber.add_client_error("describe_secret", service_error_code=code, http_status_code=status)
+    enricher = Enricher(secretsmanager, iam, None)
+    record = make_record(ref_for("prod/db"))
+    with stubber:
+        first = enricher.enrich(record)
+
+    # WHEN the next record about the same secret arrives, within the cache's lifetime
+    second = enricher.enrich(record)
+
+    # THEN the first degraded, but the second asked again and has the owner and tags
+    assert first.secret is None
+    assert second.secret is not None
+    assert second.secret.owner == "team-a"
+    assert enricher.stats.calls[API_DESCRIBE_SM] == 2
+
+
+def test_a_timeout_is_never_cached(secretsmanager: SecretsManagerClient, iam: IAMClient) -> None:
+    # GIVEN DescribeSecret timing out once
+    secretsmanager.create_secret(Name="prod/db", SecretString="x")
+    calls: list[int] = []
+
+    def time_out_once(**_: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise EndpointConnectionError(endpoint_url="https://secretsmanager.example")
+
+    secretsmanager.meta.events.register("before-call.secrets-manager.DescribeSecret", time_out_once)
+    enricher = Enricher(secretsmanager, iam, None)
+    record = make_record(ref_for("prod/db"))
+    # WHEN two records arrive  THEN the second is enriched
+    assert enricher.enrich(record).secret is None
+    assert enricher.enrich(record).secret is not None
+
+
 def test_cache_size_is_bounded(secretsmanager: SecretsManagerClient, iam: IAMClient) -> None:
     # GIVEN a cache of two entries and three secrets asked about in turn
     stubber = Stubber(secretsmanager)

@@ -869,3 +869,43 @@ def test_publish_connection_error_raises_delivery_error() -> None:
     with pytest.raises(DeliveryError, match="EndpointConnectionError") as caught:
         notifier.publish(build_alert(make_record(), CRITICAL, make_enrichment()))
     assert isinstance(caught.value.__cause__, EndpointConnectionError)
+
+
+@pytest.mark.parametrize("name", ["ｐｒｏｄ/payments/db", "𝐩𝐫𝐨𝐝/payments/db"])
+def test_a_lookalike_secret_name_is_flagged_in_every_short_form(name: str) -> None:
+    # GIVEN a secret whose name only looks like prod/payments/db (fullwidth, mathematical)
+    record = with_secret_name(make_record(), name)
+    # WHEN the alert is built
+    alert = build_alert(record, CRITICAL, make_enrichment())
+    # THEN the subject, the SMS and the e-mail say so, and the JSON document marks it
+    assert "[LOOK-ALIKE NAME]" in alert.subject
+    assert "LOOKALIKE" in alert.sms
+    assert "look-alike characters: it reads as prod/payments/db" in alert.email.splitlines()[0]
+    assert alert.machine["secret"]["lookalike"] is True
+    # AND a plain name is not flagged
+    plain = build_alert(
+        with_secret_name(make_record(), "prod/payments/db"), CRITICAL, make_enrichment()
+    )
+    assert "LOOK" not in plain.subject + plain.sms
+    assert plain.machine["secret"]["lookalike"] is False
+
+
+def test_every_json_variant_and_attribute_is_escaped() -> None:
+    # GIVEN hostile text in the caller-controlled fields
+    hostile = "x\u202ey\u2066z\u200b\u2028\x85\ufeff"
+    record = replace(
+        with_secret_name(make_record(), "prod/" + hostile),
+        user_agent=hostile,
+        event_name="GetSecretValue" + hostile,
+    )
+    alert = build_alert(record, CRITICAL, make_enrichment())
+    # WHEN it becomes an SNS message
+    message = json.loads(to_sns_message(alert))
+    # THEN every machine variant is ASCII-only JSON, and the attributes hold no raw format,
+    # separator or control character
+    for protocol in MACHINE_PROTOCOLS:
+        assert message[protocol].isascii()
+        assert json.loads(message[protocol])["alert_id"] == alert.alert_id
+    for value in alert.attributes.values():
+        assert all(unicodedata.category(ch) not in UNSAFE_CATEGORIES for ch in value)
+    assert "\\u202e" in alert.attributes["event_name"]

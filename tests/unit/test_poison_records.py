@@ -27,6 +27,7 @@ from shared import bounds
 from shared.audit import AuditStore
 from shared.enrich import Enricher
 from shared.notify import Notifier
+from shared.observability import logger
 from shared.pipeline import ROUTE_LOGS, Pipeline
 from shared.rules import load_rules
 
@@ -273,3 +274,30 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
     from shared.audit import from_item
 
     return from_item(item)
+
+
+def test_log_lines_carry_no_raw_format_characters(world: World) -> None:
+    # GIVEN a deletion of a secret whose name holds a bidi override and a line separator, and
+    # a rejected record whose id holds an isolate
+    record = detail("secret-deleted")
+    record["requestParameters"] = {"secretId": "prod/\u202edb\u2028x", "recoveryWindowInDays": 7}
+    record["responseElements"] = None
+    bad = {**quiet(5), "eventID": "evil\u202e\u2066id", "readOnly": "true"}
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous_stream, previous_level = handler.setStream(buffer), logger.log_level
+    logger.setLevel("INFO")
+    try:
+        # WHEN delivered
+        events = [json.dumps(record), json.dumps(bad)]
+        world.pipeline().process_event(subscription_event(events), ROUTE_LOGS)
+    finally:
+        handler.setStream(previous_stream)
+        logger.setLevel(previous_level)
+    # THEN the functions' log lines are ASCII JSON: the characters arrive escaped
+    out = buffer.getvalue()
+    assert "rule matched" in out
+    assert "record rejected and kept" in out
+    assert out.isascii()
+    assert "\\u202e" in out
