@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from scripts.make_events import subscription_event  # noqa: E402
-from shared.parse import read_bytes  # noqa: E402
+from shared.envelopes import read_bytes  # noqa: E402
 from shared.rules import load_rules  # noqa: E402
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shared.models import CloudTrailRecord
-from shared.parse import normalise
+from shared.normalise import normalise
 
 RawFactory = Callable[..., dict[str, Any]]
 RecordFactory = Callable[..., CloudTrailRecord]

@@ -6,7 +6,8 @@
     secretwatch audit timeline SECRET [--since T] [--until T]
 
 The table comes from --table, --stack (its AuditTableName output) or SECRETWATCH_TABLE. The query
-logic lives in ``cli.audit_query``; this module parses options, connects and prints.
+logic lives in ``shared.audit.query`` and the sentences in ``shared.narrate``; this module parses
+options, connects and prints (rows laid out by ``cli.audit_view``).
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from cli import audit_query as q
+from cli import audit_view as view
 from cli.output import colour_severity, render_table, safe, use_colour
 from cli.timewindow import parse_time
+from shared.audit import query as q
+from shared.errors import SecretwatchError
 from shared.models import SEVERITIES
+from shared.narrate import sentence
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,6 +50,10 @@ FORMATS = ("table", "json", "csv")
 LIST_WIDTHS = (20, 28, 40, 32, 16, 8, 40, 24, 40)
 
 ClientFactory = Callable[[argparse.Namespace], Any]
+
+
+class AuditError(SecretwatchError):
+    """A look-up in the audit table failed: missing table, access denied, unknown id, ..."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,14 +223,14 @@ def _table_from_stack(args: argparse.Namespace, stack: str) -> str:
         stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ValidationError":
-            raise q.AuditError(
+            raise AuditError(
                 f"stack {stack} not found in {region} (check --stack/--region)"
             ) from exc
         raise
     for output in stacks[0].get("Outputs", []) if stacks else []:
         if output.get("OutputKey") == STACK_OUTPUT:
             return str(output["OutputValue"])
-    raise q.AuditError(f"stack {stack} in {region} has no {STACK_OUTPUT} output")
+    raise AuditError(f"stack {stack} in {region} has no {STACK_OUTPUT} output")
 
 
 @contextmanager
@@ -233,34 +241,34 @@ def aws_errors(args: argparse.Namespace, connection: list[Connection]) -> Iterat
     except ClientError as exc:
         raise _client_error(exc, connection[0] if connection else None) from exc
     except NoCredentialsError as exc:
-        raise q.AuditError(
+        raise AuditError(
             "no AWS credentials: run `aws configure` or `aws sso login`, set AWS_PROFILE or "
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or pass --profile"
         ) from exc
     except ProfileNotFound as exc:
-        raise q.AuditError(f"AWS profile {getattr(args, 'profile', '?')} not found") from exc
+        raise AuditError(f"AWS profile {getattr(args, 'profile', '?')} not found") from exc
     except NoRegionError as exc:
-        raise q.AuditError("no AWS Region: pass --region or set AWS_REGION") from exc
+        raise AuditError("no AWS Region: pass --region or set AWS_REGION") from exc
     except EndpointConnectionError as exc:
-        raise q.AuditError(f"cannot reach {exc.kwargs.get('endpoint_url', 'AWS')}") from exc
+        raise AuditError(f"cannot reach {exc.kwargs.get('endpoint_url', 'AWS')}") from exc
     except BotoCoreError as exc:
-        raise q.AuditError(f"AWS call failed: {exc}") from exc
+        raise AuditError(f"AWS call failed: {exc}") from exc
 
 
-def _client_error(exc: ClientError, conn: Connection | None) -> q.AuditError:
+def _client_error(exc: ClientError, conn: Connection | None) -> AuditError:
     error = exc.response.get("Error", {})
     code = str(error.get("Code", "?"))
     table = conn.table if conn else "?"
     if code == "ResourceNotFoundException" and conn is not None:
-        return q.AuditError(
+        return AuditError(
             f"audit table {table} not found in {conn.region} (check --table/--stack/--region)"
         )
     if code in ACCESS_CODES:
-        return q.AuditError(
+        return AuditError(
             f"access denied ({code}): the caller needs dynamodb:Query/GetItem on the table "
             f"{table} and its indexes"
         )
-    return q.AuditError(f"{exc.operation_name} failed: {code}: {error.get('Message', '')}")
+    return AuditError(f"{exc.operation_name} failed: {code}: {error.get('Message', '')}")
 
 
 def _connected(args: argparse.Namespace, work: Callable[[Connection], int]) -> int:
@@ -293,8 +301,8 @@ def run_search(args: argparse.Namespace) -> int:
         print_rows(
             _format(args),
             result.items,
-            q.summary_row,
-            q.ROW_FIELDS,
+            view.summary_row,
+            view.ROW_FIELDS,
             widths=LIST_WIDTHS,
         )
         return 0
@@ -306,9 +314,9 @@ def run_show(args: argparse.Namespace) -> int:
     def work(conn: Connection) -> int:
         item = q.get_record(conn.client, conn.table, args.event_id)
         if item is None:
-            raise q.AuditError(f"no audit record with event id {args.event_id} in {conn.table}")
+            raise AuditError(f"no audit record with event id {args.event_id} in {conn.table}")
         if _format(args) == "json":
-            print(q.to_json(item))
+            print(view.to_json(item))
         else:
             print_record(item)
         return 0
@@ -327,7 +335,7 @@ def run_timeline(args: argparse.Namespace) -> int:
             print_story(secret, items)
         else:
             fields = ("time", "sentence", "severity", "findings", "event_name", "event_id")
-            print_rows(fmt, items, q.timeline_row, fields)
+            print_rows(fmt, items, view.timeline_row, fields)
         return 0
 
     return _connected(args, work)
@@ -347,7 +355,7 @@ def print_rows(
 ) -> None:
     if fmt == "json":
         for item in items:
-            print(q.to_json(item if to_row is q.summary_row else to_row(item)))
+            print(view.to_json(item if to_row is view.summary_row else to_row(item)))
         return
     rows = [to_row(item) for item in items]
     if fmt == "csv":
@@ -371,7 +379,7 @@ def print_story(secret: str, items: Sequence[Mapping[str, Any]]) -> None:
     colour = use_colour(sys.stdout)
     print(f"{safe(secret)}: {len(items)} event(s), oldest first")
     for item in items:
-        row = q.timeline_row(item)
+        row = view.timeline_row(item)
         line = f"{row['time']}  {safe(row['sentence'])}"
         findings = [
             f"{colour_severity(str(f.get('severity')), colour)}: {safe(f.get('rule'))}"
@@ -402,7 +410,7 @@ _SECTIONS = ("caller", "source", "request", "enrichment", "alerts")
 def print_record(item: Mapping[str, Any]) -> None:
     """The whole record as labelled sections; every caller-controlled value through safe()."""
     colour = use_colour(sys.stdout)
-    print(safe(q.sentence(item)))
+    print(safe(sentence(item)))
     for label, key in _SUMMARY:
         if item.get(key) not in (None, ""):
             value = safe(item[key])

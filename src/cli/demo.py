@@ -170,7 +170,7 @@ def _seed_secrets(stack: LocalStack, events_dir: Path) -> None:
 
     The forcibly deleted secret is left out on purpose: the demo shows enrichment degrading.
     """
-    from shared.parse import read_bytes  # noqa: PLC0415
+    from shared.envelopes import read_bytes  # noqa: PLC0415
 
     client = stack.client("secretsmanager")
     seen: set[str] = set()
@@ -286,14 +286,14 @@ def _drain(sqs: Any, url: str) -> list[str]:
 def _send(
     deliveries: list[Delivery], handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, int]]]
 ) -> list[list[str]]:
-    from shared.parse import read_event  # noqa: PLC0415
+    from shared.envelopes import read_any  # noqa: PLC0415
     from shared.runtime import get_pipeline  # noqa: PLC0415
 
     ruleset = get_pipeline().ruleset
     rows = []
     for delivery in deliveries:
         handlers[delivery.route](delivery.event, FakeContext(f"secretwatch-{delivery.route}"))
-        for item in read_event(delivery.event):
+        for item in read_any(delivery.event):
             if item.record is None:
                 continue
             record = item.record

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from cli.output import render_table, safe
+from shared.envelopes import ReadItem, read_bytes
 from shared.errors import InputError
 from shared.models import SEVERITY_RANK
-from shared.parse import ReadItem, read_bytes
 from shared.rules import RuleSet, load_rules
 from shared.text import dumps
 

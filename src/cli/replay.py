@@ -42,14 +42,14 @@ from botocore.exceptions import (
 
 from cli.output import render_table, safe
 from cli.timewindow import in_window, parse_time
-from shared.audit import AuditStore
+from shared.audit.store import AuditStore
 from shared.clients import BOTO_CONFIG
-from shared.enrich import Enricher, Enrichment
+from shared.deliver import Notifier
+from shared.enrich import Enricher
+from shared.envelopes import ReadItem, read_bytes
 from shared.errors import ConfigError, DeliveryError, InputError, SecretwatchError
-from shared.models import SEVERITY_RANK, CloudTrailRecord, Evaluation
-from shared.notify import Notifier
+from shared.models import SEVERITY_RANK, CloudTrailRecord, Enrichment, Evaluation
 from shared.observability import quiet_service_telemetry
-from shared.parse import ReadItem, read_bytes
 from shared.pipeline import ROUTE_REPLAY, EnricherPort, Pipeline
 from shared.rules import RuleSet, load_rules
 from shared.settings import Settings

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from cli.output import render_table
+from shared.envelopes import read_any, read_bytes
 from shared.errors import InputError
 from shared.models import SEVERITY_RANK
-from shared.parse import read_bytes, read_event
 from shared.rules import Rule, RuleSet, load_rules
 from shared.text import dumps
 
@@ -180,7 +180,7 @@ def _rule_list(case: dict[str, Any], key: str, ruleset: RuleSet, problems: list[
 def _fire(path: Path, case: dict[str, Any], ruleset: RuleSet, problems: list[str]) -> set[str]:
     try:
         if "input" in case:
-            items = list(read_event(case["input"]))
+            items = list(read_any(case["input"]))
         elif isinstance(case.get("event"), str):
             items = list(read_bytes((path.parent / case["event"]).read_bytes()))
         else:

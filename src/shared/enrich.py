@@ -14,21 +14,19 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.models import CloudTrailRecord, SecretRef, format_time
+from shared.errors import UnexpectedResponse
+from shared.models import CloudTrailRecord, Enrichment, SecretDetails, SecretRef
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_organizations import OrganizationsClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
-    from mypy_boto3_secretsmanager.type_defs import DescribeSecretResponseTypeDef
 
 # A child of the Powertools service logger ("secretwatch"): same JSON handler, same level.
 logger = logging.getLogger("secretwatch." + __name__.rpartition(".")[2])
@@ -37,125 +35,11 @@ API_DESCRIBE_SM = "DescribeSecret"
 API_ALIASES = "ListAccountAliases"
 API_ACCOUNT = "DescribeAccount"
 
-# Tag keys naming whoever answers for a secret, in priority order (compared case-insensitively).
-OWNER_TAG_KEYS: tuple[str, ...] = ("owner", "team", "contact")
-
 # Organizations error codes that mean "this API is closed to us for every account", not just for
 # the one asked about: after one of these, DescribeAccount is not tried again until the TTL ends.
 _ORGANIZATIONS_UNAVAILABLE = frozenset(
     {"AccessDeniedException", "AWSOrganizationsNotInUseException", "AccessDenied"}
 )
-_EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """botocore may hand back local-time datetimes; the audit trail is UTC throughout."""
-    if value is None:
-        return None
-    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else format_time(value)
-
-
-def owner_from_tags(tags: Mapping[str, str]) -> str | None:
-    """The first non-empty owner/team/contact tag; "owner", then "Owner", wins among spellings."""
-    for wanted in OWNER_TAG_KEYS:
-        matches = [key for key in tags if key.lower() == wanted]
-        matches.sort(key=lambda key: (key != wanted, key != wanted.capitalize(), key))
-        for key in matches:
-            value = tags[key].strip()
-            if value:
-                return value
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class SecretDetails:
-    """What ``DescribeSecret`` says about a secret (metadata only, never the value)."""
-
-    name: str
-    arn: str | None = None
-    description: str | None = None
-    tags: Mapping[str, str] = _EMPTY_TAGS
-    owner: str | None = None
-    rotation_enabled: bool | None = None  # None: never configured for rotation
-    rotation_lambda_arn: str | None = None
-    kms_key_id: str | None = None  # None: the AWS managed key aws/secretsmanager
-    deleted_date: datetime | None = None  # when the secret is (or was) scheduled to be deleted
-    last_changed_date: datetime | None = None
-    last_rotated_date: datetime | None = None
-    primary_region: str | None = None
-
-    def __post_init__(self) -> None:
-        # A read-only view over a private copy: the caller's dict cannot change it afterwards.
-        object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
-
-    @classmethod
-    def from_describe(cls, response: DescribeSecretResponseTypeDef) -> SecretDetails:
-        tags = {
-            str(tag["Key"]): str(tag.get("Value", ""))
-            for tag in response.get("Tags") or []
-            if "Key" in tag
-        }
-        return cls(
-            name=response["Name"],
-            arn=response.get("ARN"),
-            description=response.get("Description"),
-            tags=tags,
-            owner=owner_from_tags(tags),
-            rotation_enabled=response.get("RotationEnabled"),
-            rotation_lambda_arn=response.get("RotationLambdaARN"),
-            kms_key_id=response.get("KmsKeyId"),
-            deleted_date=_utc(response.get("DeletedDate")),
-            last_changed_date=_utc(response.get("LastChangedDate")),
-            last_rotated_date=_utc(response.get("LastRotatedDate")),
-            primary_region=response.get("PrimaryRegion"),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "arn": self.arn,
-            "description": self.description,
-            "tags": dict(self.tags),
-            "owner": self.owner,
-            "rotation_enabled": self.rotation_enabled,
-            "rotation_lambda_arn": self.rotation_lambda_arn,
-            "kms_key_id": self.kms_key_id,
-            "deleted_date": _time(self.deleted_date),
-            "last_changed_date": _time(self.last_changed_date),
-            "last_rotated_date": _time(self.last_rotated_date),
-            "primary_region": self.primary_region,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Enrichment:
-    """Context for one record; ``notes`` says why any part of it is missing."""
-
-    secret: SecretDetails | None = None
-    account_alias: str | None = None  # IAM alias of the account the event was recorded in
-    account_name: str | None = None  # Organizations name of that account
-    notes: tuple[str, ...] = ()
-
-    @classmethod
-    def empty(cls) -> Enrichment:
-        return cls()
-
-    @property
-    def partial(self) -> bool:
-        return bool(self.notes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: datetimes as ISO 8601 UTC strings, tags as a plain dict."""
-        return {
-            "secret": None if self.secret is None else self.secret.to_dict(),
-            "account_alias": self.account_alias,
-            "account_name": self.account_name,
-            "notes": list(self.notes),
-        }
 
 
 @dataclass(slots=True)
@@ -340,9 +224,11 @@ class Enricher:
             code = type(exc).__name__
             note = f"{API_DESCRIBE_SM}: {code}"
             transient = True  # timeouts and connection errors say nothing about the secret
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except UnexpectedResponse as exc:
+            # Only a malformed answer degrades here; a programming error is not disguised as one
+            # (the pipeline keeps that record, rejected, with the error).
             code = type(exc).__name__
-            note = f"{API_DESCRIBE_SM}: unexpected response ({code})"
+            note = f"{API_DESCRIBE_SM}: unexpected response ({exc})"
             transient = False
         self._failed(API_DESCRIBE_SM, code, secret_id=secret_id)
         if transient:

@@ -1,7 +1,7 @@
 """One base error and a few subclasses that carry their context.
 
-Policy (see STYLE.md §7): a record that cannot be parsed is reported with its id and kept;
-enrichment degrades instead of raising; a delivery failure re-raises so the platform retries.
+Policy: a record that cannot be read or handled is reported with its id and kept; enrichment
+degrades instead of raising; a delivery failure re-raises so the platform retries.
 """
 
 from __future__ import annotations
@@ -50,3 +50,7 @@ class DeliveryError(SecretwatchError):
         super().__init__(message)
         self.event_id = event_id
         self.rule_id = rule_id
+
+
+class UnexpectedResponse(SecretwatchError):
+    """An AWS answer lacks what the API promises (a stub, a proxy, a future change)."""

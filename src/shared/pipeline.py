@@ -19,17 +19,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shared import audit
-from shared.audit import CLAIMED, RETRY, SUPPRESSED, AuditStore, build_item, rejected_item
-from shared.enrich import Enrichment
+from shared.audit.items import CLAIMED, RETRY, SUPPRESSED, alert_id, build_item, rejected_item
+from shared.audit.store import AuditStore
+from shared.compose import AlertMessage, build_alert
+from shared.envelopes import ReadItem, read_any, read_awslogs_event, read_eventbridge_event
 from shared.errors import DeliveryError, InputError
-from shared.models import CloudTrailRecord, Evaluation, Finding, format_time
-from shared.notify import AlertMessage, build_alert
+from shared.models import CloudTrailRecord, Enrichment, Evaluation, Finding, format_time
 from shared.observability import count, logger
-from shared.parse import ReadItem, read_event
 from shared.rules import RuleSet
 from shared.text import clean, dumps
 
@@ -108,7 +107,7 @@ class Pipeline:
         store: AuditStore,
         notifier: NotifierPort | None,
         retention_days: int,
-        clock: Callable[[], datetime] = audit.utc_now,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         console_domain: str | None = None,
     ) -> None:
         self.ruleset = ruleset
@@ -129,9 +128,10 @@ class Pipeline:
         deadline_ms: int | None = None,
         request_id: str | None = None,
     ) -> Summary:
-        """One Lambda event of any shape. An unreadable event is kept as a failure record."""
+        """One event in the route's own envelope; an unreadable event is kept as a failure record."""
+        reader = _READERS.get(route, read_any)
         try:
-            items = list(read_event(event))
+            items = list(reader(event))
         except InputError as exc:
             summary = Summary()
             origin = (
@@ -256,8 +256,6 @@ class Pipeline:
                     },
                 )
             count("RuleErrors", len(evaluation.rule_errors))
-            stage = "compose the alerts for"
-            alerts = self._alerts(record, evaluation, enrichment, attempt)
             stage = "build the audit record for"
             item = build_item(
                 record,
@@ -266,8 +264,11 @@ class Pipeline:
                 route=route,
                 retention_days=self.retention_days,
                 now=self.clock(),
-                alerts={alert.finding.rule_id: alert.entry for alert in alerts},
             )
+            stage = "compose the alerts for"
+            alerts = self._alerts(record, evaluation, enrichment, attempt, item)
+            if alerts:
+                item["alerts"] = {alert.finding.rule_id: alert.entry for alert in alerts}
         except Exception as exc:
             raise _Broken(stage, exc) from exc
         return _Prepared(record, item, evaluation, alerts)
@@ -278,11 +279,12 @@ class Pipeline:
         evaluation: Evaluation,
         enrichment: Enrichment,
         attempt: Attempt,
+        item: dict[str, Any],
     ) -> list[_Alert]:
         alerts: list[_Alert] = []
         short = self._time_short(attempt)
         for finding in evaluation.findings:
-            identifier = audit.alert_id(record.event_id, finding.rule_id)
+            identifier = alert_id(record.event_id, finding.rule_id)
             entry: dict[str, Any] = {"state": SUPPRESSED, "alert_id": identifier}
             if self.notifier is not None and short:
                 entry["state"] = RETRY
@@ -293,6 +295,7 @@ class Pipeline:
                 record,
                 finding,
                 enrichment,
+                item=item,
                 alert_id=identifier,
                 console_domain=self.console_domain,
             )
@@ -498,6 +501,9 @@ class Pipeline:
         count("AlertsPublished", summary.alerts_published)
         count("AlertsDeferred", summary.deferred)
         count("EnrichmentFailures", summary.enrichment_failures)
+
+
+_READERS = {ROUTE_EVENTBRIDGE: read_eventbridge_event, ROUTE_LOGS: read_awslogs_event}
 
 
 def _written_by(existing: Mapping[str, Any], attempt: Attempt) -> bool:

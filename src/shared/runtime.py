@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from shared.audit import AuditStore
+from shared.audit.store import AuditStore
 from shared.clients import Clients
+from shared.deliver import Notifier
 from shared.enrich import Enricher
-from shared.notify import Notifier
 from shared.pipeline import Pipeline
 from shared.rules import load_rules
 from shared.settings import get_settings

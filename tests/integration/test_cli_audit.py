@@ -21,12 +21,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cli import audit_cmd
-from cli import audit_query as q
+from cli import audit_view as view
 from cli.main import UsageError, build_parser, main
-from shared.audit import AuditStore, build_item
+from shared.audit import query as q
+from shared.audit.items import build_item
+from shared.audit.store import AuditStore
 from shared.errors import SecretwatchError
 from shared.models import Evaluation, Finding, format_time
-from shared.parse import normalise
+from shared.normalise import normalise
 from shared.pipeline import ROUTE_EVENTBRIDGE
 from shared.runtime import get_pipeline
 from tests.conftest import ACCOUNT, build_raw
@@ -420,9 +422,9 @@ def test_csv_parses_back_to_the_same_rows_as_json(cli: Cli) -> None:
     # THEN the CSV parses back with DictReader to the summary rows of the JSON records
     assert status == 0
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert rows == [q.summary_row(item) for item in items]
+    assert rows == [view.summary_row(item) for item in items]
     assert len(rows) == 7
-    assert list(rows[0]) == list(q.ROW_FIELDS)
+    assert list(rows[0]) == list(view.ROW_FIELDS)
 
 
 def test_table_is_aligned_cut_and_safe(cli: Cli, server: Server) -> None:
@@ -467,7 +469,7 @@ def test_show_prints_the_whole_record_as_json_and_as_sections(cli: Cli) -> None:
     assert item["findings"][0]["rule"] == "resource-policy-changed"
     assert "enrichment" in item
     assert status == 0
-    assert out.splitlines()[0].startswith("policy changed (public!) by bob (IAM user)")
+    assert out.splitlines()[0].startswith("policy changed (public!) by IAM user bob")
     for label in ("findings", "caller", "source", "request", "enrichment", "record"):
         assert label in out.splitlines()
     assert "critical  resource-policy-changed" in out
@@ -501,7 +503,7 @@ def test_timeline_tells_the_story_oldest_first(cli: Cli) -> None:
     assert lines[1].startswith("2026-11-03 04:00:31Z  rotation failed: Error when executing lambda")
     assert "[high: rotation-failed]" in lines[1]
     assert lines[2].startswith(
-        "2026-11-05 10:48:26Z  rotation turned off by carol@example.com (SSO AdministratorAccess) from 198.51.100.140"
+        "2026-11-05 10:48:26Z  rotation turned off by carol@example.com (SSO, permission set AdministratorAccess) from 198.51.100.140"
     )
     assert "new pending value stored (rotation) by role rotate-db-role" in lines[3]
     assert lines[4].endswith("rotation succeeded")
@@ -532,10 +534,10 @@ def test_timeline_marks_refused_calls_and_honours_the_window(cli: Cli, server: S
     )
     # THEN sentences oldest first with the refusal marked; the window keeps the middle two
     assert [r["sentence"] for r in rows] == [
-        "created by alice (IAM user) from 198.51.100.7",
-        "value changed by alice (IAM user) from 198.51.100.7",
-        "deletion scheduled (30-day recovery window) by alice (IAM user) from 198.51.100.7 — refused (AccessDeniedException)",
-        "restored by alice (IAM user) from 198.51.100.7",
+        "created by IAM user alice from 198.51.100.7",
+        "value changed by IAM user alice from 198.51.100.7",
+        "deletion scheduled (30-day recovery window) by IAM user alice from 198.51.100.7 — refused (AccessDeniedException)",
+        "restored (its deletion cancelled) by IAM user alice from 198.51.100.7",
     ]
     assert status == 0
     assert [r["event_id"] for r in csv.DictReader(io.StringIO(out))] == [event_id(2), event_id(3)]

@@ -1,4 +1,5 @@
-"""The pure parts of ``cli.audit_query``: times, principals, plans, expressions, sentences."""
+"""The pure parts of the audit reader (``shared.audit.query``) and the narrator: principals,
+plans, expressions, sentences."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cli import audit_query as q
+from cli import audit_view as view
 from cli.timewindow import parse_time
+from shared import narrate
+from shared.audit import query as q
 
 NOW = datetime(2026, 11, 23, 12, 30, 45, 123456, tzinfo=UTC)
 ALICE = {"type": "IAMUser", "user_name": "alice", "name": "alice"}
@@ -230,24 +233,24 @@ SSO = {
     [
         (
             item("CreateSecret", caller=SSO),
-            "created by alice@example.com (SSO AdministratorAccess) from 203.0.113.7",
+            "created by alice@example.com (SSO, permission set AdministratorAccess) from 203.0.113.7",
         ),
-        (item("PutSecretValue"), "value changed by alice (IAM user) from 203.0.113.7"),
+        (item("PutSecretValue"), "value changed by IAM user alice from 203.0.113.7"),
         (
             item("UpdateSecret", request={"new_version_id": "v"}),
-            "value changed by alice (IAM user) from 203.0.113.7",
+            "value changed by IAM user alice from 203.0.113.7",
         ),
         (
             item("UpdateSecret", request={"kms_key_id": "k"}),
-            "encryption key changed to k by alice (IAM user) from 203.0.113.7",
+            "encryption key changed to k by IAM user alice from 203.0.113.7",
         ),
-        (item("UpdateSecret"), "details updated by alice (IAM user) from 203.0.113.7"),
+        (item("UpdateSecret"), "details updated by IAM user alice from 203.0.113.7"),
         (
             item("RotateSecret", request={"rotation_after_days": 30}),
-            "rotation set up (every 30 days) by alice (IAM user) from 203.0.113.7",
+            "rotation set up (every 30 days) by IAM user alice from 203.0.113.7",
         ),
-        (item("RotateSecret"), "rotation started by alice (IAM user) from 203.0.113.7"),
-        (item("CancelRotateSecret"), "rotation turned off by alice (IAM user) from 203.0.113.7"),
+        (item("RotateSecret"), "rotation started by IAM user alice from 203.0.113.7"),
+        (item("CancelRotateSecret"), "rotation turned off by IAM user alice from 203.0.113.7"),
         (
             item("RotationStarted", caller={"invoked_by": "secretsmanager.amazonaws.com"}),
             "rotation started",
@@ -258,75 +261,94 @@ SSO = {
         (item("TestRotationSucceeded"), "test rotation succeeded"),
         (
             item("DeleteSecret", request={"recovery_window_days": 7}),
-            "deletion scheduled (7-day recovery window) by alice (IAM user) from 203.0.113.7",
+            "deletion scheduled (7-day recovery window) by IAM user alice from 203.0.113.7",
         ),
         (
             item("DeleteSecret", request={"force_delete_without_recovery": True}),
-            "deleted immediately (no recovery window) by alice (IAM user) from 203.0.113.7",
+            "deleted immediately (no recovery window) by IAM user alice from 203.0.113.7",
         ),
         (
             item(
                 "GetSecretValue",
                 error_code="InvalidRequestException",
-                findings=[{"rule": "access-while-pending-deletion", "severity": "high"}],
+                facts={"read_while_pending_deletion": True},
             ),
-            "read while pending deletion by alice (IAM user) from 203.0.113.7 — refused (InvalidRequestException)",
+            "read while pending deletion by IAM user alice from 203.0.113.7 — refused (InvalidRequestException)",
         ),
-        (item("GetSecretValue", source={"ip": "AWS Internal"}), "value read by alice (IAM user)"),
-        (item("RestoreSecret", caller={"type": "Root"}), "restored by root from 203.0.113.7"),
+        (item("GetSecretValue", source={"ip": "AWS Internal"}), "value read by IAM user alice"),
         (
-            item(
-                "PutResourcePolicy",
-                findings=[{"rule": "resource-policy-changed", "severity": "critical"}],
-            ),
-            "policy changed (public!) by alice (IAM user) from 203.0.113.7",
+            item("RestoreSecret", caller={"type": "Root"}),
+            "restored (its deletion cancelled) by the root user from 203.0.113.7",
         ),
         (
             item(
                 "PutResourcePolicy",
-                findings=[{"rule": "resource-policy-changed", "severity": "high"}],
+                facts={"policy_public": True, "policy_other_accounts": False},
             ),
-            "policy changed (grants another account) by alice (IAM user) from 203.0.113.7",
+            "policy changed (public!) by IAM user alice from 203.0.113.7",
         ),
-        (item("DeleteResourcePolicy"), "policy removed by alice (IAM user) from 203.0.113.7"),
-        (item("TagResource"), "tagged by alice (IAM user) from 203.0.113.7"),
-        (item("UntagResource"), "tags removed by alice (IAM user) from 203.0.113.7"),
+        (
+            item(
+                "PutResourcePolicy",
+                facts={"policy_public": False, "policy_other_accounts": True},
+            ),
+            "policy changed (grants another account) by IAM user alice from 203.0.113.7",
+        ),
+        (item("DeleteResourcePolicy"), "policy removed by IAM user alice from 203.0.113.7"),
+        (item("TagResource"), "tagged by IAM user alice from 203.0.113.7"),
+        (item("UntagResource"), "tags removed by IAM user alice from 203.0.113.7"),
         (
             item(
                 "ReplicateSecretToRegions",
                 request={"add_replica_regions": ["us-east-1", "eu-west-2"]},
             ),
-            "replicated to us-east-1, eu-west-2 by alice (IAM user) from 203.0.113.7",
+            "replicated to us-east-1, eu-west-2 by IAM user alice from 203.0.113.7",
         ),
         (
             item("RemoveRegionsFromReplication", request={"remove_replica_regions": ["us-east-1"]}),
-            "replicas removed from us-east-1 by alice (IAM user) from 203.0.113.7",
+            "replicas removed from us-east-1 by IAM user alice from 203.0.113.7",
         ),
         (
             item("StopReplicationToReplica"),
-            "replication stopped (replica promoted to a standalone secret) by alice (IAM user) from 203.0.113.7",
+            "replication stopped (replica promoted to a standalone secret) by IAM user alice from 203.0.113.7",
         ),
         (
             item("UpdateSecretVersionStage", request={"version_stages": ["AWSCURRENT"]}),
-            "version stage AWSCURRENT moved by alice (IAM user) from 203.0.113.7",
+            "version stage AWSCURRENT moved by IAM user alice from 203.0.113.7",
         ),
         (
             item(
                 "DescribeSecret",
                 caller={"type": "AssumedRole", "role_name": "ci", "session_name": "run-1"},
             ),
-            "DescribeSecret by role ci (session run-1) from 203.0.113.7",
+            "described by role ci (session run-1) from 203.0.113.7",
         ),
         (
             item("DeleteSecret", error_code="AccessDenied", source={}),
-            "deletion scheduled (30-day recovery window) by alice (IAM user) — refused (AccessDenied)",
+            "deletion scheduled (30-day recovery window) by IAM user alice — refused (AccessDenied)",
         ),
         ({"kind": "rejected", "error": "bad JSON"}, "unreadable record kept for replay: bad JSON"),
     ],
 )
 def test_one_sentence_per_event(record: dict[str, Any], expected: str) -> None:
     # GIVEN an audit item WHEN told as a sentence THEN what, by whom, from where, refused or not
-    assert q.sentence(record) == expected
+    assert narrate.sentence(record) == expected
+
+
+def test_the_narrator_reads_facts_not_rules() -> None:
+    # GIVEN a public policy change recorded under a rule document that rates it "low"
+    recorded = item(
+        "PutResourcePolicy",
+        facts={"policy_public": True},
+        findings=[{"rule": "my-policy-rule", "severity": "low"}],
+    )
+    # WHEN told  THEN it is still public: the sentence comes from what happened
+    assert narrate.sentence(recorded).startswith("policy changed (public!)")
+    # AND a "critical" finding on a policy that is not public does not make it so
+    quiet = item(
+        "PutResourcePolicy", findings=[{"rule": "resource-policy-changed", "severity": "critical"}]
+    )
+    assert narrate.sentence(quiet).startswith("policy changed by")
 
 
 def test_summary_and_timeline_rows_are_flat_strings() -> None:
@@ -336,7 +358,7 @@ def test_summary_and_timeline_rows_are_flat_strings() -> None:
         severity="high",
         findings=[{"rule": "secret-deleted", "severity": "high"}],
     )
-    assert q.summary_row(record) == {
+    assert view.summary_row(record) == {
         "time": "2026-11-01 10:00:00Z",
         "event_name": "DeleteSecret",
         "secret": "prod/db",
@@ -347,4 +369,4 @@ def test_summary_and_timeline_rows_are_flat_strings() -> None:
         "error": "",
         "event_id": "e1",
     }
-    assert q.timeline_row(record)["findings"] == "high: secret-deleted"
+    assert view.timeline_row(record)["findings"] == "high: secret-deleted"

@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared import bounds, text
-from shared.audit import build_item, rejected_item, to_item
+from shared.audit.codec import to_item
+from shared.audit.items import build_item, rejected_item
 from shared.models import Evaluation, Finding
-from shared.parse import normalise
+from shared.normalise import normalise
 from shared.redact import REDACTED, redact, redact_text
 from tests.conftest import build_raw
 

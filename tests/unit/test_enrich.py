@@ -21,11 +21,16 @@ from shared.enrich import (
     API_ALIASES,
     API_DESCRIBE_SM,
     Enricher,
+)
+from shared.models import (
+    Caller,
+    CloudTrailRecord,
     Enrichment,
+    RequestFields,
     SecretDetails,
+    SecretRef,
     owner_from_tags,
 )
-from shared.models import Caller, CloudTrailRecord, RequestFields, SecretRef
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from scripts.make_events import CLOUDWATCH_DIR, build_all, decode_file, same_content
 
+from shared.envelopes import read_bytes
 from shared.models import CloudTrailRecord, Evaluation
-from shared.parse import read_bytes
 from shared.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]

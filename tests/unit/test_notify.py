@@ -16,27 +16,28 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.audit import alert_id
-from shared.enrich import Enrichment, SecretDetails
-from shared.errors import DeliveryError
-from shared.models import (
-    Caller,
-    CloudTrailRecord,
-    Finding,
-    RequestFields,
-    RotationRules,
-    SecretRef,
-)
-from shared.notify import (
+from shared.audit.items import alert_id
+from shared.compose import (
     MACHINE_PROTOCOLS,
     MESSAGE_MAX_BYTES,
     SMS_MAX,
     SUBJECT_MAX,
     AlertMessage,
-    Notifier,
     build_alert,
     console_url,
     to_sns_message,
+)
+from shared.deliver import Notifier
+from shared.errors import DeliveryError
+from shared.models import (
+    Caller,
+    CloudTrailRecord,
+    Enrichment,
+    Finding,
+    RequestFields,
+    RotationRules,
+    SecretDetails,
+    SecretRef,
 )
 from shared.text import clean
 
@@ -252,10 +253,11 @@ def test_email_opens_with_who_did_what_to_which_secret() -> None:
     # WHEN the alert is built
     email = build_alert(make_record(), CRITICAL, make_enrichment()).email
 
-    # THEN the first line is a sentence a reader understands at a glance
+    # THEN the first line is a sentence a reader understands at a glance: the narrator's, the
+    # same as the timeline's
     assert email.splitlines()[0] == (
-        "alice@example.com (SSO, permission set AdministratorAccess) deleted secret "
-        "prod/payments/db-password with a 7-day recovery window."
+        "prod/payments/db-password: deletion scheduled (7-day recovery window) by "
+        "alice@example.com (SSO, permission set AdministratorAccess) from 203.0.113.7."
     )
 
 
@@ -299,24 +301,25 @@ def test_email_has_every_labelled_line() -> None:
     [
         (
             {"request": RequestFields(force_delete_without_recovery=True)},
-            "deleted secret prod/payments/db-password with no recovery window",
+            "prod/payments/db-password: deleted immediately (no recovery window) by",
         ),
         (
             {"request": RequestFields()},
-            "with the default 30-day recovery window",
+            "deletion scheduled (30-day recovery window) by",
         ),
         (
             {"error_code": "AccessDeniedException", "error_message": "User is not authorized"},
-            "called DeleteSecret on secret prod/payments/db-password, which failed with "
-            "AccessDeniedException",
+            "prod/payments/db-password: deletion scheduled (7-day recovery window) by "
+            "alice@example.com (SSO, permission set AdministratorAccess) from 203.0.113.7 — "
+            "refused (AccessDeniedException).",
         ),
         (
             {"event_name": "GetSecretValue", "read_only": True},
-            "alice@example.com (SSO, permission set AdministratorAccess) read the value of secret",
+            "value read by alice@example.com (SSO, permission set AdministratorAccess)",
         ),
         (
             {"event_name": "SomeFutureApi"},
-            "called SomeFutureApi on secret prod/payments/db-password",
+            "prod/payments/db-password: SomeFutureApi by",
         ),
         (
             {
@@ -325,12 +328,11 @@ def test_email_has_every_labelled_line() -> None:
                 "error_message": "Error when executing lambda",
                 "caller": Caller(invoked_by="secretsmanager.amazonaws.com"),
             },
-            "Secrets Manager recorded RotationFailed for secret prod/payments/db-password, "
-            "which failed",
+            "prod/payments/db-password: rotation failed: Error when executing lambda.",
         ),
         (
             {"caller": Caller(type="Root", account_id=ACCOUNT)},
-            f"the root user of account {ACCOUNT} deleted secret",
+            f"by the root user of account {ACCOUNT} from",
         ),
         (
             {
@@ -341,28 +343,28 @@ def test_email_has_every_labelled_line() -> None:
                     invoked_by="cloudformation.amazonaws.com",
                 )
             },
-            "role deployer (session ci-42) via cloudformation.amazonaws.com deleted secret",
+            "by role deployer (session ci-42) via cloudformation.amazonaws.com",
         ),
         (
             {"caller": Caller(type="IAMUser", user_name="bob")},
-            "IAM user bob deleted secret",
+            "by IAM user bob",
         ),
-        ({"caller": Caller()}, "an unknown caller deleted secret"),
+        ({"caller": Caller()}, "by an unknown caller"),
         (
             {"caller": Caller(type="FederatedUser", name="carol")},
-            "federated user carol deleted secret",
+            "by federated user carol",
         ),
         (
             {"caller": Caller(type="AWSAccount", account_id="999988887777", principal_id="AROA:x")},
-            "a principal of account 999988887777 (AROA:x) deleted secret",
+            "by a principal of account 999988887777 (AROA:x)",
         ),
         (
             {"caller": Caller(type="IdentityCenterUser", identity_store_user_id="u-1")},
-            "Identity Center user u-1 deleted secret",
+            "by Identity Center user u-1",
         ),
         (
             {"caller": Caller(type="AWSService", invoked_by="rds.amazonaws.com")},
-            "AWS service rds.amazonaws.com deleted secret",
+            "by AWS service rds.amazonaws.com",
         ),
     ],
 )
@@ -777,7 +779,7 @@ def test_email_request_and_detail_lines() -> None:
 
     # THEN each member has its line, and the document has them as JSON values
     for expected in (
-        "rotated or changed the rotation of secret prod/payments/db-password",
+        "prod/payments/db-password: rotation set up (every 30 days) by",
         "From:     service cloudformation.amazonaws.com",
         "MFA no; console session yes; access key ASIAEXAMPLE",
         "Rotation: disabled, last rotated 2026-01-02T03:04:05Z",

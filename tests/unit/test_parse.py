@@ -1,4 +1,4 @@
-"""shared.parse: every input shape, every identity type, secret extraction, and bad inputs.
+"""Reading and normalising: every input shape, every identity type, secret extraction, bad inputs.
 
 Each record becomes a ReadItem that is exactly one of: a normalised record, a rejection that
 names the field, or a skip (another event source). Only a whole unreadable input raises.
@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
+from shared.envelopes import ReadItem, read_any, read_bytes
 from shared.errors import InputError, OutOfScope, RecordRejected
 from shared.models import CloudTrailRecord, SecretRef
-from shared.parse import ReadItem, normalise, read_bytes, read_event, secret_from_id
+from shared.normalise import normalise, secret_from_id
 from tests.conftest import ACCOUNT, OTHER_ACCOUNT, SECRET_ARN, RawFactory, build_raw
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -91,14 +92,14 @@ def only(items: Any) -> ReadItem:
 
 
 def record_of(event: Any) -> CloudTrailRecord:
-    item = only(read_event(event))
+    item = only(read_any(event))
     assert item.error is None, item.error
     assert item.record is not None, item.skipped
     return item.record
 
 
 def error_of(event: Any) -> str:
-    item = only(read_event(event))
+    item = only(read_any(event))
     assert item.record is None
     assert item.error is not None, item.skipped
     return item.error
@@ -117,7 +118,7 @@ def test_eventbridge_api_call_is_normalised() -> None:
     event = load("eventbridge/secret-deleted.json")
 
     # WHEN it is read
-    item = only(read_event(event))
+    item = only(read_any(event))
 
     # THEN one record comes out with every field decoded, and the envelope id kept as origin
     record = item.record
@@ -180,7 +181,7 @@ def test_cloudwatch_logs_lambda_event_yields_one_item_per_log_event(compress: st
     event = awslogs(logs_payload([first, second]), compress=compress)
 
     # WHEN it is read
-    items = list(read_event(event))
+    items = list(read_any(event))
 
     # THEN each log event is one item, in order, with its log event id as origin
     assert [item.index for item in items] == [0, 1]
@@ -211,7 +212,7 @@ def test_real_cloudwatch_logs_sample_is_read() -> None:
     event = load("cloudwatch-logs/batch-mixed.json")
 
     # WHEN it is read
-    items = list(read_event(event))
+    items = list(read_any(event))
 
     # THEN all four records are normalised
     assert len(items) == 4
@@ -238,7 +239,7 @@ def test_control_message_is_acknowledged_and_yields_nothing(wrapped: bool) -> No
     event = awslogs(payload) if wrapped else payload
 
     # WHEN it is read
-    items = list(read_event(event))
+    items = list(read_any(event))
 
     # THEN there is nothing to evaluate and nothing failed
     assert items == []
@@ -277,7 +278,7 @@ def test_bare_record_is_read() -> None:
     raw = build_raw(eventID="bare-1")
 
     # WHEN it is read
-    item = only(read_event(raw))
+    item = only(read_any(raw))
 
     # THEN it is normalised with no origin id (there is no envelope)
     assert item.record is not None
@@ -335,7 +336,7 @@ def test_json_array_of_mixed_shapes_is_read_with_running_indexes() -> None:
     ]
 
     # WHEN it is read
-    items = list(read_event(value))
+    items = list(read_any(value))
 
     # THEN every record is found with a running index and the stray element is an error
     assert [i.index for i in items] == [0, 1, 2, 3, 4]
@@ -354,7 +355,7 @@ def test_lookup_events_output_is_read() -> None:
     }
 
     # WHEN it is read
-    items = list(read_event(value))
+    items = list(read_any(value))
 
     # THEN the first is a record and the others are errors naming the element
     assert items[0].record is not None
@@ -374,7 +375,7 @@ def test_record_from_another_event_source_is_skipped() -> None:
     value = {"Records": [other, build_raw(eventID="sm-1")]}
 
     # WHEN it is read
-    items = list(read_event(value))
+    items = list(read_any(value))
 
     # THEN the S3 record is skipped (with its id and name) and the other is a record
     assert items[0].skipped is not None
@@ -397,7 +398,7 @@ def test_eventbridge_event_from_elsewhere_is_skipped(source: str, detail_type: s
     event = eventbridge(build_raw(eventID="far"), source=source, detail_type=detail_type)
 
     # WHEN it is read
-    item = only(read_event(event))
+    item = only(read_any(event))
 
     # THEN it is skipped, not rejected
     assert item.skipped is not None
@@ -1074,7 +1075,7 @@ def test_bad_awslogs_payload_raises_input_error(awslogs_value: Any, message: str
 
     # WHEN / THEN read_event raises InputError naming the problem
     with pytest.raises(InputError, match=message):
-        list(read_event(event))
+        list(read_any(event))
 
 
 def test_gzip_truncated_inside_awslogs_is_an_input_error() -> None:
@@ -1084,7 +1085,7 @@ def test_gzip_truncated_inside_awslogs_is_an_input_error() -> None:
 
     # WHEN / THEN it is reported as not gzip
     with pytest.raises(InputError, match="not gzip-compressed"):
-        list(read_event(event))
+        list(read_any(event))
 
 
 @pytest.mark.parametrize(
@@ -1108,7 +1109,7 @@ def test_bad_logs_payload_raises_input_error(payload: Any, message: str) -> None
 
     # WHEN / THEN read_event raises InputError naming it
     with pytest.raises(InputError, match=message):
-        list(read_event(event))
+        list(read_any(event))
 
 
 def test_bad_log_events_are_errors_and_the_others_still_read() -> None:
@@ -1126,7 +1127,7 @@ def test_bad_log_events_are_errors_and_the_others_still_read() -> None:
     payload["logEvents"].append("not an object")
 
     # WHEN it is read
-    items = list(read_event(awslogs(payload)))
+    items = list(read_any(awslogs(payload)))
 
     # THEN each broken log event is its own error, naming its position, and good ones are read
     assert [i.index for i in items] == [0, 1, 2, 3, 4, 5]
@@ -1297,7 +1298,7 @@ def test_decision_field_of_the_wrong_type_rejects_the_record(
     raw = build_raw(eventID="bad-1", **overrides)
 
     # WHEN it is read
-    item = only(read_event(raw))
+    item = only(read_any(raw))
 
     # THEN it is rejected with a message naming the field, and the raw record is kept
     assert item.record is None
@@ -1343,7 +1344,7 @@ def test_rejection_inside_eventbridge_names_the_detail_path() -> None:
     event = eventbridge(detail)
 
     # WHEN it is read
-    item = only(read_event(event))
+    item = only(read_any(event))
 
     # THEN the field is named with its path in the event and the whole event is kept
     assert item.error is not None
@@ -1383,7 +1384,7 @@ def test_broken_eventbridge_envelope_is_an_error(mutate: dict[str, Any], message
     event.update(mutate)
 
     # WHEN it is read
-    item = only(read_event(event))
+    item = only(read_any(event))
 
     # THEN it is an error (not a crash, not a skip) naming the envelope field
     assert item.error == message
@@ -1409,7 +1410,7 @@ def test_event_time_out_of_range_in_utc_rejects_the_record(event_time: str) -> N
     raw = build_raw(eventTime=event_time)
 
     # WHEN it is read
-    items = list(read_event(raw))
+    items = list(read_any(raw))
 
     # THEN it is one rejected item naming eventTime (never an OverflowError)
     assert len(items) == 1
@@ -1435,16 +1436,16 @@ def test_deeply_nested_json_inside_an_awslogs_payload_is_an_input_error() -> Non
 
     # WHEN / THEN read_event raises InputError, never RecursionError
     with pytest.raises(InputError):
-        list(read_event(event))
+        list(read_any(event))
 
 
 @pytest.mark.parametrize(
     ("read", "field"),
     [
         (lambda: read_bytes(json.dumps(build_raw()).encode() + b"\n" + DEEP.encode()), "line 2"),
-        (lambda: read_event(logs_payload([build_raw(), DEEP])), "logEvents[1].message"),
+        (lambda: read_any(logs_payload([build_raw(), DEEP])), "logEvents[1].message"),
         (
-            lambda: read_event(
+            lambda: read_any(
                 {
                     "Events": [
                         {"CloudTrailEvent": json.dumps(build_raw())},
@@ -1455,7 +1456,7 @@ def test_deeply_nested_json_inside_an_awslogs_payload_is_an_input_error() -> Non
             "Events[1].CloudTrailEvent",
         ),
         (
-            lambda: read_event(
+            lambda: read_any(
                 {
                     "Records": [
                         build_raw(),
@@ -1556,7 +1557,7 @@ def test_secret_ids_of_the_wrong_type_are_warnings_and_the_next_source_is_used()
 
 def test_records_and_items_are_frozen() -> None:
     # GIVEN a read item holding a normalised record
-    item = only(read_event(build_raw(requestParameters={"secretId": SECRET_ARN})))
+    item = only(read_any(build_raw(requestParameters={"secretId": SECRET_ARN})))
     record = item.record
     assert record is not None
     assert record.secret is not None

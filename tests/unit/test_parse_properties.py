@@ -16,8 +16,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shared.envelopes import ReadItem, read_any, read_bytes
 from shared.errors import InputError
-from shared.parse import ReadItem, read_bytes, read_event, secret_from_id
+from shared.normalise import secret_from_id
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 EVENTBRIDGE_FILES = sorted((EVENTS / "eventbridge").glob("*.json"))
@@ -108,7 +109,7 @@ def classify(item: ReadItem) -> None:
 def read_all(value: Any) -> list[ReadItem] | None:
     """Read a value; None when the whole input was (legitimately) an InputError."""
     try:
-        items = list(read_event(value))
+        items = list(read_any(value))
     except InputError:
         return None
     for item in items:

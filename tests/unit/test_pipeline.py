@@ -19,10 +19,11 @@ from moto import mock_aws
 from scripts.make_events import subscription_event
 
 from cli.local_stack import LocalStack, create_stack
-from shared.audit import RETRY, SENT, AuditStore
+from shared.audit.items import RETRY, SENT
+from shared.audit.store import AuditStore
+from shared.deliver import Notifier
 from shared.enrich import Enricher
 from shared.errors import DeliveryError
-from shared.notify import Notifier
 from shared.pipeline import ROUTE_EVENTBRIDGE, ROUTE_LOGS, Pipeline
 from shared.rules import load_rules
 

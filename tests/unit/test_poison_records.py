@@ -24,9 +24,9 @@ from scripts.make_events import subscription_event
 
 from cli.local_stack import LocalStack, create_stack
 from shared import bounds
-from shared.audit import AuditStore
+from shared.audit.store import AuditStore
+from shared.deliver import Notifier
 from shared.enrich import Enricher
-from shared.notify import Notifier
 from shared.observability import logger
 from shared.pipeline import ROUTE_LOGS, Pipeline
 from shared.rules import load_rules
@@ -271,7 +271,7 @@ def _refuse(name: str) -> Any:
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    from shared.audit import from_item
+    from shared.audit.codec import from_item
 
     return from_item(item)
 

@@ -1,10 +1,10 @@
-"""Reading the audit table for ``secretwatch audit``: always through its keys and indexes.
+"""The audit table's reader: look-ups always through its keys and indexes, never a Scan.
 
-The table (see ``shared.audit``) is keyed by ``event_id``; every GSI is sorted by ``time_key``
+The table (``shared.audit``) is keyed by ``event_id``; every GSI is sorted by ``time_key``
 (``<eventTime>#<event_id>``), so a time window is a key condition on ``time_key`` and "newest
 first" is ``ScanIndexForward=False``. A look-up picks the most selective index the filters allow
-(secret > rule > principal > day) and applies the other filters as a FilterExpression. Nothing
-here ever calls Scan.
+(secret > rule > principal > day) and applies the other filters as a FilterExpression. Key values
+are bounded in bytes exactly as the writer bounds them, so a long secret name is still found.
 
 A time window is inclusive at both ends, to the second (CloudTrail's resolution).
 """
@@ -13,24 +13,23 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from cli.timewindow import to_second
-from shared.audit import (
+from shared import bounds
+from shared.audit.codec import from_item
+from shared.audit.items import (
     INDEX_BY_DAY,
     INDEX_BY_PRINCIPAL,
     INDEX_BY_SECRET,
     RULE_INDEXES,
     RULE_SLOTS,
-    from_item,
+    event_key,
 )
-from shared.errors import SecretwatchError
 from shared.models import SEVERITIES, SEVERITY_RANK, format_time
-from shared.parse import SSO_ROLE_PREFIX, secret_from_id
-from shared.text import dumps
+from shared.normalise import SSO_ROLE_PREFIX, secret_from_id
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -40,18 +39,6 @@ DEFAULT_LIMIT = 50
 _KEY_END = "#\uffff"  # sorts after "<time>#<any event id>": the inclusive upper bound of a second
 
 Item = dict[str, Any]
-
-
-class AuditError(SecretwatchError):
-    """A look-up in the audit table failed: missing table, access denied, unknown id, ..."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Time
-
-
-def display_time(iso: str | None) -> str:
-    return (iso or "").replace("T", " ")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -64,6 +51,10 @@ class PrincipalLookup:
 
     name: str | None
     arn: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.name is not None:  # bounded in bytes exactly as the writer bounds it
+            object.__setattr__(self, "name", bounds.key(self.name))
 
 
 def principal_lookup(value: str) -> PrincipalLookup:
@@ -105,8 +96,8 @@ class Filters:
 
 
 def secret_name(value: str) -> str:
-    """A secret name, partial ARN or full ARN → the name the items are indexed by."""
-    return secret_from_id(value.strip()).name
+    """A secret name, partial ARN or full ARN → the key the items are indexed by."""
+    return bounds.key(secret_from_id(value.strip()).name)
 
 
 def severities_from(level: str) -> list[str]:
@@ -136,7 +127,7 @@ def plan(filters: Filters, now: datetime) -> Plan:
         return Plan("by-rule", "rule", (filters.rule,), since, until)
     if filters.principal is not None and filters.principal.name is not None:
         return Plan(INDEX_BY_PRINCIPAL, "principal_name", (filters.principal.name,), since, until)
-    until = until or to_second(now)
+    until = until or now.astimezone(UTC).replace(microsecond=0)
     note = None
     if since is None:
         since = until - timedelta(days=DEFAULT_WINDOW_DAYS)
@@ -347,7 +338,7 @@ def search(
 
 
 def get_record(client: DynamoDBClient, table: str, event_id: str) -> Item | None:
-    response = client.get_item(TableName=table, Key={"event_id": {"S": event_id}})
+    response = client.get_item(TableName=table, Key={"event_id": {"S": event_key(event_id)}})
     item = response.get("Item")
     return from_item(item) if item else None
 
@@ -377,178 +368,3 @@ def secret_history(
             page_size=page_size,
         )
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Rows and sentences
-
-ROW_FIELDS = (
-    "time",
-    "event_name",
-    "secret",
-    "principal",
-    "source_ip",
-    "severity",
-    "rules",
-    "error",
-    "event_id",
-)
-
-
-def summary_row(item: Mapping[str, Any]) -> dict[str, str]:
-    """One flat row per item: the table and CSV columns."""
-    caller = item.get("caller") or {}
-    return {
-        "time": display_time(item.get("event_time")),
-        "event_name": str(item.get("event_name") or ("(rejected)" if item.get("error") else "")),
-        "secret": str(item.get("secret_name") or ""),
-        "principal": str(caller.get("name") or item.get("principal") or ""),
-        "source_ip": str((item.get("source") or {}).get("ip") or ""),
-        "severity": str(item.get("severity") or ""),
-        "rules": " ".join(str(f.get("rule")) for f in item.get("findings") or []),
-        "error": str(item.get("error_code") or item.get("error") or ""),
-        "event_id": str(item.get("event_id") or ""),
-    }
-
-
-def who(item: Mapping[str, Any]) -> str:
-    """The caller, as a person would say it: "alice@example.com (SSO AdministratorAccess)"."""
-    caller: Mapping[str, Any] = item.get("caller") or {}
-    if caller.get("sso_user"):
-        permission_set = caller.get("sso_permission_set")
-        return (
-            f"{caller['sso_user']} (SSO {permission_set})"
-            if permission_set
-            else str(caller["sso_user"])
-        )
-    if caller.get("type") == "Root":
-        return "root"
-    if caller.get("user_name") and caller.get("type") == "IAMUser":
-        return f"{caller['user_name']} (IAM user)"
-    if caller.get("role_name"):
-        session = caller.get("session_name")
-        return f"role {caller['role_name']}" + (f" (session {session})" if session else "")
-    return str(
-        caller.get("invoked_by")
-        or caller.get("name")
-        or item.get("principal")
-        or "an unknown caller"
-    )
-
-
-def _origin(item: Mapping[str, Any]) -> str:
-    ip = str((item.get("source") or {}).get("ip") or "")
-    if not ip or ip == "AWS Internal" or ip.endswith(".amazonaws.com"):
-        return ""
-    return f" from {ip}"
-
-
-def _rules_at(item: Mapping[str, Any], rule: str) -> set[str]:
-    return {str(f.get("severity")) for f in item.get("findings") or [] if f.get("rule") == rule}
-
-
-def _what(item: Mapping[str, Any]) -> str:
-    """What happened, without who: one phrase per event name, a generic one otherwise."""
-    name = str(item.get("event_name") or "")
-    request: Mapping[str, Any] = item.get("request") or {}
-    error = item.get("error_message")
-    phrase = _PHRASES.get(name)
-    if phrase is not None:
-        return phrase
-    if name == "PutSecretValue":
-        stages = request.get("version_stages") or []
-        return "new pending value stored (rotation)" if "AWSPENDING" in stages else "value changed"
-    if name == "UpdateSecret":
-        if request.get("new_version_id"):
-            return "value changed"
-        if request.get("kms_key_id"):
-            return f"encryption key changed to {request['kms_key_id']}"
-        return "details updated"
-    if name == "RotateSecret":
-        if request.get("rotation_after_days"):
-            return f"rotation set up (every {request['rotation_after_days']} days)"
-        if request.get("rotation_schedule"):
-            return f"rotation set up ({request['rotation_schedule']})"
-        return "rotation set up" if request.get("rotation_lambda_arn") else "rotation started"
-    if name in {"RotationFailed", "TestRotationFailed"}:
-        test = "test " if name.startswith("Test") else ""
-        return f"{test}rotation failed" + (f": {error}" if error else "")
-    if name == "DeleteSecret":
-        if request.get("force_delete_without_recovery"):
-            return "deleted immediately (no recovery window)"
-        days = request.get("recovery_window_days") or 30
-        return f"deletion scheduled ({days}-day recovery window)"
-    if name == "GetSecretValue":
-        return (
-            "read while pending deletion"
-            if _rules_at(item, "access-while-pending-deletion")
-            else "value read"
-        )
-    if name == "PutResourcePolicy":
-        levels = _rules_at(item, "resource-policy-changed")
-        return "policy changed" + (
-            " (public!)"
-            if "critical" in levels
-            else " (grants another account)"
-            if "high" in levels
-            else ""
-        )
-    if name in {"ReplicateSecretToRegions", "RemoveRegionsFromReplication"}:
-        key = "add_replica_regions" if name.startswith("Replicate") else "remove_replica_regions"
-        regions = ", ".join(request.get(key) or []) or "?"
-        return ("replicated to " if key.startswith("add") else "replicas removed from ") + regions
-    if name == "UpdateSecretVersionStage":
-        return f"version stage {', '.join(request.get('version_stages') or []) or '?'} moved"
-    return name or "unknown event"
-
-
-_PHRASES = {
-    "CreateSecret": "created",
-    "CancelRotateSecret": "rotation turned off",
-    "RotationStarted": "rotation started",
-    "RotationSucceeded": "rotation succeeded",
-    "RotationAbandoned": "rotation abandoned",
-    "TestRotationStarted": "test rotation started",
-    "TestRotationSucceeded": "test rotation succeeded",
-    "RestoreSecret": "restored",
-    "DeleteResourcePolicy": "policy removed",
-    "TagResource": "tagged",
-    "UntagResource": "tags removed",
-    "StopReplicationToReplica": "replication stopped (replica promoted to a standalone secret)",
-}
-# Service events: the secret's own machinery acts, nobody to name.
-_SERVICE_EVENTS = {name for name in _PHRASES if name.startswith(("Rotation", "TestRotation"))} | {
-    "RotationFailed",
-    "TestRotationFailed",
-}
-
-
-def sentence(item: Mapping[str, Any]) -> str:
-    """One event as one sentence: what, by whom, from where, refused or not."""
-    if item.get("kind") == "rejected":
-        return f"unreadable record kept for replay: {item.get('error')}"
-    text = _what(item)
-    if item.get("event_name") not in _SERVICE_EVENTS:
-        text += f" by {who(item)}{_origin(item)}"
-    if item.get("error_code"):
-        text += f" — refused ({item['error_code']})"
-    return text
-
-
-def findings_text(item: Mapping[str, Any]) -> str:
-    return ", ".join(f"{f.get('severity')}: {f.get('rule')}" for f in item.get("findings") or [])
-
-
-def timeline_row(item: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        "time": display_time(item.get("event_time")),
-        "sentence": sentence(item),
-        "severity": str(item.get("severity") or ""),
-        "findings": findings_text(item),
-        "event_name": str(item.get("event_name") or ""),
-        "event_id": str(item.get("event_id") or ""),
-    }
-
-
-def to_json(item: Mapping[str, Any]) -> str:
-    return dumps(item, sort_keys=True)

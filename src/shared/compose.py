@@ -1,4 +1,4 @@
-"""One SNS message per alert, shaped for every kind of subscriber.
+"""Composing alerts: one SNS message per alert, shaped for every kind of subscriber.
 
 An alert is published with ``MessageStructure="json"``: e-mail subscribers get a plain-text
 message, SMS subscribers one GSM-7 segment, and queues, functions and HTTP endpoints the same
@@ -19,16 +19,16 @@ import logging
 import re
 import shlex
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from shared.audit import alert_id as stable_alert_id
-from shared.errors import DeliveryError
+from shared.audit.items import alert_id as stable_alert_id
+from shared.audit.items import event_view
 from shared.models import Caller, CloudTrailRecord, Finding, RequestFields, format_time
+from shared.narrate import DEFAULT_RECOVERY_WINDOW_DAYS, headline
 from shared.text import (
     ELLIPSIS,
     GSM7_SAFE,
@@ -43,10 +43,7 @@ from shared.text import (
 )
 
 if TYPE_CHECKING:
-    from mypy_boto3_sns import SNSClient
-    from mypy_boto3_sns.type_defs import MessageAttributeValueTypeDef
-
-    from shared.enrich import Enrichment, SecretDetails
+    from shared.models import Enrichment, SecretDetails
 
 # A child of the Powertools service logger ("secretwatch"): same JSON handler, same level.
 logger = logging.getLogger("secretwatch." + __name__.rpartition(".")[2])
@@ -57,7 +54,6 @@ SMS_MAX = 160  # one GSM-7 segment
 USER_AGENT_MAX = 200
 # SNS accepts at most 256 KiB per message; leave room for the subject and the attributes.
 MESSAGE_MAX_BYTES = 256 * 1024 - 8 * 1024
-DEFAULT_RECOVERY_WINDOW_DAYS = 30  # DeleteSecret with neither parameter
 # Subscriber protocols that receive the machine-readable document.
 MACHINE_PROTOCOLS: tuple[str, ...] = ("sqs", "lambda", "http", "https", "firehose", "email-json")
 LOOKALIKE_TAG = "LOOK-ALIKE NAME"
@@ -93,16 +89,24 @@ def build_alert(
     finding: Finding,
     enrichment: Enrichment,
     *,
+    item: Mapping[str, Any] | None = None,
     alert_id: str | None = None,
     console_domain: str | None = None,
 ) -> AlertMessage:
     """The alert for one finding. Never raises: if composing the full message fails on some
     hostile input, a short message with the essentials goes out instead (a lost alert is worse
-    than a terse one). ``alert_id`` defaults to the finding's stable id."""
+    than a terse one).
+
+    ``item`` is the record's audit item, which the e-mail's first line narrates (built from the
+    record when not given); ``alert_id`` defaults to the finding's stable id.
+    """
     if alert_id is None:
         alert_id = stable_alert_id(record.event_id, finding.rule_id)
     try:
-        return _full_alert(record, finding, enrichment, alert_id, console_domain)
+        view = item if item is not None else event_view(record)
+        return _full_alert(
+            record, finding, enrichment, view, alert_id=alert_id, console_domain=console_domain
+        )
     except Exception as exc:  # noqa: BLE001 — the alert must go out whatever the record holds
         logger.error(
             "alert composed in short form",
@@ -126,6 +130,8 @@ def _full_alert(
     record: CloudTrailRecord,
     finding: Finding,
     enrichment: Enrichment,
+    view: Mapping[str, Any],
+    *,
     alert_id: str,
     console_domain: str | None,
 ) -> AlertMessage:
@@ -133,7 +139,7 @@ def _full_alert(
     command = lookup_command(record.event_id)
     return AlertMessage(
         subject=_subject(record, finding),
-        email=_email(record, finding, enrichment, url, command),
+        email=_email(record, finding, enrichment, view, url=url, command=command),
         sms=_sms(record, finding),
         machine=_machine(record, finding, enrichment, url=url, command=command, alert_id=alert_id),
         attributes=_attributes(record, finding, alert_id),
@@ -276,100 +282,9 @@ def _sms(record: CloudTrailRecord, finding: Finding) -> str:
 
 # --- e-mail -------------------------------------------------------------------------------------
 
-_SERVICE_EVENT = "AwsServiceEvent"
-_ACTIONS: dict[str, str] = {
-    "CreateSecret": "created secret {secret}",
-    "DeleteSecret": "deleted secret {secret}",
-    "RestoreSecret": "restored secret {secret} (cancelled its deletion)",
-    "PutSecretValue": "stored a new value in secret {secret}",
-    "UpdateSecret": "updated secret {secret}",
-    "GetSecretValue": "read the value of secret {secret}",
-    "BatchGetSecretValue": "read secret values in a batch, including {secret}",
-    "DescribeSecret": "described secret {secret}",
-    "ListSecretVersionIds": "listed the versions of secret {secret}",
-    "PutResourcePolicy": "changed the resource policy of secret {secret}",
-    "DeleteResourcePolicy": "removed the resource policy of secret {secret}",
-    "GetResourcePolicy": "read the resource policy of secret {secret}",
-    "ValidateResourcePolicy": "validated a resource policy for secret {secret}",
-    "RotateSecret": "rotated or changed the rotation of secret {secret}",
-    "CancelRotateSecret": "cancelled the rotation of secret {secret}",
-    "UpdateSecretVersionStage": "moved a version stage of secret {secret}",
-    "TagResource": "tagged secret {secret}",
-    "UntagResource": "removed tags from secret {secret}",
-    "ReplicateSecretToRegions": "replicated secret {secret} to other regions",
-    "RemoveRegionsFromReplication": "removed replica regions of secret {secret}",
-    "StopReplicationToReplica": "made replica {secret} a standalone secret",
-}
-
 
 def _yes_no(value: bool | None) -> str:
     return "unknown" if value is None else ("yes" if value else "no")
-
-
-def _who(caller: Caller) -> str:
-    """The caller as a reader would name them, already escaped."""
-
-    def c(value: str | None, limit: int = 200) -> str:
-        return clean(value, limit) if value else "unknown"
-
-    kind = caller.type
-    if caller.sso_user:
-        role = (
-            f", permission set {c(caller.sso_permission_set)}" if caller.sso_permission_set else ""
-        )
-        who = f"{c(caller.sso_user)} (SSO{role})"
-    elif kind == "Root":
-        who = f"the root user of account {c(caller.account_id)}"
-    elif kind == "IAMUser":
-        who = f"IAM user {c(caller.user_name or caller.name or caller.arn)}"
-    elif kind == "AssumedRole":
-        who = f"role {c(caller.role_name or caller.name)} (session {c(caller.session_name)})"
-    elif kind == "FederatedUser":
-        who = f"federated user {c(caller.name or caller.principal)}"
-    elif kind == "AWSAccount":
-        who = f"a principal of account {c(caller.account_id)} ({c(caller.principal_id)})"
-    elif kind == "IdentityCenterUser":
-        who = f"Identity Center user {c(caller.name or caller.identity_store_user_id)}"
-    elif kind == "AWSService" or (kind is None and caller.invoked_by):
-        return f"AWS service {c(caller.invoked_by or caller.name)}"
-    else:
-        who = c(caller.name or caller.principal or caller.arn, 200)
-        if who == "unknown":
-            who = "an unknown caller"
-    if caller.invoked_by:
-        who += f" via {c(caller.invoked_by)}"
-    return who
-
-
-def _sentence(record: CloudTrailRecord) -> str:
-    secret = clean(_secret_name(record), 520)
-    who = _who(record.caller)
-    event = clean(record.event_name, 100)
-    if record.event_type == _SERVICE_EVENT:
-        text = f"Secrets Manager recorded {event} for secret {secret}"
-        if record.failed:
-            text += f", which failed ({clean(record.error_code or 'no error code', 100)})"
-        return text
-    if record.failed:
-        code = clean(record.error_code or "an error", 100)
-        target = f" on secret {secret}" if record.secret is not None else ""
-        return f"{who} called {event}{target}, which failed with {code}"
-    template = _ACTIONS.get(record.event_name)
-    if template is None:
-        target = f" on secret {secret}" if record.secret is not None else ""
-        return f"{who} called {event}{target}"
-    action = template.format(secret=secret)
-    if record.event_name == "DeleteSecret":
-        action += _deletion_phrase(record.request)
-    return f"{who} {action}"
-
-
-def _deletion_phrase(request: RequestFields) -> str:
-    if request.force_delete_without_recovery:
-        return " with no recovery window (deleted immediately, cannot be restored)"
-    if request.recovery_window_days is not None:
-        return f" with a {request.recovery_window_days}-day recovery window"
-    return f" with the default {DEFAULT_RECOVERY_WINDOW_DAYS}-day recovery window"
 
 
 _INDENT = " " * 10
@@ -383,10 +298,12 @@ def _email(
     record: CloudTrailRecord,
     finding: Finding,
     enrichment: Enrichment,
+    view: Mapping[str, Any],
+    *,
     url: str | None,
     command: str,
 ) -> str:
-    first = _sentence(record) + "."
+    first = headline(view)
     if _lookalike(record) and record.secret is not None:
         # On the same line: a hostile name must not be able to change the e-mail's shape.
         first += (
@@ -697,44 +614,3 @@ def to_sns_message(alert: AlertMessage) -> str:
         if len(body.encode("utf-8")) <= MESSAGE_MAX_BYTES:
             break
     return body
-
-
-# --- delivery -----------------------------------------------------------------------------------
-
-
-class Notifier:
-    """Publishes alerts to one SNS topic; delivery errors propagate so the platform retries.
-
-    The SNS client must make exactly one attempt per Publish (``shared.clients``): an SDK retry
-    after a lost answer would send the alert twice, with the retry invisible to the pipeline.
-    """
-
-    def __init__(self, sns: SNSClient, topic_arn: str) -> None:
-        self._sns = sns
-        self._topic_arn = topic_arn
-
-    def publish(self, alert: AlertMessage) -> str:
-        attributes: dict[str, MessageAttributeValueTypeDef] = {
-            key: {"DataType": "String", "StringValue": value}
-            for key, value in alert.attributes.items()
-        }
-        try:
-            response = self._sns.publish(
-                TopicArn=self._topic_arn,
-                Subject=alert.subject,
-                Message=to_sns_message(alert),
-                MessageStructure="json",
-                MessageAttributes=attributes,
-            )
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code") or "UnknownError"
-            raise DeliveryError(
-                f"SNS Publish failed: {code}", event_id=alert.event_id, rule_id=alert.rule_id
-            ) from exc
-        except BotoCoreError as exc:
-            raise DeliveryError(
-                f"SNS Publish failed: {type(exc).__name__}",
-                event_id=alert.event_id,
-                rule_id=alert.rule_id,
-            ) from exc
-        return response["MessageId"]

@@ -1,0 +1,299 @@
+"""Audit items: the shape of what is stored per event, its keys, and its bounds in bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared import bounds
+from shared.models import SEVERITY_RANK, CloudTrailRecord, Evaluation, format_time
+from shared.narrate import facts
+from shared.redact import redact
+
+RULE_SLOTS = ("rule_0", "rule_1", "rule_2")
+INDEX_BY_SECRET, INDEX_BY_PRINCIPAL, INDEX_BY_DAY = "by-secret", "by-principal", "by-day"
+RULE_INDEXES = {"rule_0": "by-rule-0", "rule_1": "by-rule-1", "rule_2": "by-rule-2"}
+CLAIMED, RETRY, SENT, SUPPRESSED = "claimed", "retry", "sent", "suppressed"
+KIND_EVENT, KIND_REJECTED = "event", "rejected"
+BATCH_WRITE_MAX, BATCH_GET_MAX = 25, 100
+MAX_RAW_BYTES = 300_000  # the kept raw input of a rejected record; the item stops at 400 KB
+# Key attributes (table and index keys) and their byte limits.
+KEY_LIMITS: dict[str, int] = {
+    "event_id": bounds.PARTITION_KEY_MAX,
+    "secret_name": bounds.PARTITION_KEY_MAX,
+    "principal_name": bounds.PARTITION_KEY_MAX,
+    "day": bounds.PARTITION_KEY_MAX,
+    **dict.fromkeys(RULE_SLOTS, bounds.PARTITION_KEY_MAX),
+    "time_key": bounds.SORT_KEY_MAX,
+}
+# Free text that may be longer than bounds.TEXT_MAX.
+TEXT_LIMITS: dict[str, int] = {
+    "raw": MAX_RAW_BYTES,
+    "request.resource_policy": 20_000,
+    "error": 8_192,
+}
+# ---------------------------------------------------------------------------------------------
+# Keys and ids
+
+
+def event_key(event_id: str) -> str:
+    """The table key of an event id (bounded: a forged id of any length stays a valid key)."""
+    return bounds.key(event_id, bounds.PARTITION_KEY_MAX)
+
+
+def time_key(when: datetime, event_id: str) -> str:
+    stamp = format_time(when)
+    return f"{stamp}#{bounds.key(event_id, bounds.SORT_KEY_MAX - len(stamp) - 1)}"
+
+
+def alert_id(event_id: str, rule_id: str) -> str:
+    """The stable id of one alert: the same on every send, by any route, from any attempt."""
+    digest = hashlib.sha256(f"{event_key(event_id)}\x1f{rule_id}".encode()).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+
+
+def expiry(when: datetime, retention_days: int, now: datetime) -> int:
+    """The TTL of an item: ``retention_days`` after the event, counted from arrival when the
+    event claims to be from the future (a forged eventTime must not keep an item for ever)."""
+    base = when if when <= now + timedelta(days=1) else now
+    try:
+        return int((base + timedelta(days=retention_days)).timestamp())
+    except OverflowError:
+        return int((now + timedelta(days=retention_days)).timestamp())
+
+
+# ---------------------------------------------------------------------------------------------
+# Items
+
+
+def event_view(record: CloudTrailRecord) -> dict[str, Any]:
+    """What a record says, as the audit item stores it (unbounded, unknowns left out): the
+    narrator's input, and the core of :func:`build_item`."""
+    caller = record.caller
+    return _compact(
+        {
+            "event_id": record.event_id,
+            "kind": KIND_EVENT,
+            "event_name": record.event_name,
+            "event_type": record.event_type,
+            "event_time": record.event_time_iso,
+            "event_source": record.event_source,
+            "region": record.region,
+            "account_id": record.account_id,
+            "read_only": record.read_only,
+            "error_code": record.error_code,
+            "error_message": record.error_message,
+            "secret_name": record.secret.name if record.secret else None,
+            "secret_arn": record.secret.arn if record.secret else None,
+            "principal": caller.principal,
+            "principal_name": caller.name.lower() if caller.name else None,
+            "caller": _compact(
+                {
+                    "type": caller.type,
+                    "name": caller.name,
+                    "arn": caller.arn,
+                    "identity_arn": caller.identity_arn,
+                    "principal_id": caller.principal_id,
+                    "account_id": caller.account_id,
+                    "user_name": caller.user_name,
+                    "role_name": caller.role_name,
+                    "session_name": caller.session_name,
+                    "sso_user": caller.sso_user,
+                    "sso_permission_set": caller.sso_permission_set,
+                    "identity_store_user_id": caller.identity_store_user_id,
+                    "access_key_id": caller.access_key_id,
+                    "invoked_by": caller.invoked_by,
+                    "source_identity": caller.source_identity,
+                    "mfa_authenticated": caller.mfa_authenticated,
+                    "console_session": caller.console_session,
+                }
+            ),
+            "source": _compact(
+                {
+                    "ip": record.source_ip,
+                    "user_agent": record.user_agent,
+                    "vpc_endpoint": record.vpc_endpoint_id,
+                }
+            ),
+            "request": request_dict(record),
+            "facts": facts(record),
+        }
+    )
+
+
+def build_item(
+    record: CloudTrailRecord,
+    evaluation: Evaluation,
+    enrichment: Mapping[str, Any] | None,
+    *,
+    route: str,
+    retention_days: int,
+    now: datetime,
+    alerts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The audit item for one record: metadata only, never a secret value, bounded in bytes.
+
+    ``alerts`` gives each finding's alert entry; a finding without one is recorded as "retry"
+    (not sent yet: the next delivery may claim it), so an item can never hide an alert.
+    """
+    item: dict[str, Any] = {
+        **event_view(record),
+        "event_id": event_key(record.event_id),
+        "time_key": time_key(record.event_time, record.event_id),
+        "day": record.event_time.strftime("%Y-%m-%d"),
+        "findings": [
+            {"rule": f.rule_id, "severity": f.severity, "description": f.description}
+            for f in evaluation.findings
+        ],
+        "route": route,
+        "recorded_at": format_time(now),
+        "expires_at": expiry(record.event_time, retention_days, now),
+        "request_id": record.request_id,
+        "shared_event_id": record.shared_event_id,
+        "event_version": record.event_version,
+        "warnings": list(record.warnings) or None,
+        "rule_errors": [f"{e.rule_id}: {e.message}" for e in evaluation.rule_errors] or None,
+        "enrichment": dict(enrichment) if enrichment else None,
+    }
+    if evaluation.findings:
+        item["severity"] = max(
+            (f.severity for f in evaluation.findings), key=SEVERITY_RANK.__getitem__
+        )
+        given = alerts or {}
+        item["alerts"] = {
+            f.rule_id: dict(
+                given.get(f.rule_id)
+                or {"state": RETRY, "alert_id": alert_id(record.event_id, f.rule_id)}
+            )
+            for f in evaluation.findings
+        }
+        for slot, finding in zip(RULE_SLOTS, evaluation.findings, strict=False):
+            item[slot] = finding.rule_id
+    return bounded(_compact(item))
+
+
+def bounded(item: Mapping[str, Any]) -> dict[str, Any]:
+    """``item`` within DynamoDB's limits; the paths that had to be cut are listed in it."""
+    result, cut = bounds.bound(item, keys=KEY_LIMITS, limits=TEXT_LIMITS)
+    if cut:
+        result["bounded"] = sorted(set(cut))
+    return dict(result)
+
+
+def request_dict(record: CloudTrailRecord) -> dict[str, Any]:
+    request = record.request
+    rules = request.rotation_rules
+    return _compact(
+        {
+            "recovery_window_days": request.recovery_window_days,
+            "force_delete_without_recovery": request.force_delete_without_recovery,
+            # Kept as JSON text: a policy document is arbitrary JSON (floats, empty keys).
+            "resource_policy": _policy_text(request.resource_policy),
+            "block_public_policy": request.block_public_policy,
+            "rotation_lambda_arn": request.rotation_lambda_arn,
+            "rotation_after_days": rules.automatically_after_days if rules else None,
+            "rotation_schedule": rules.schedule_expression if rules else None,
+            "rotation_duration": rules.duration if rules else None,
+            "rotate_immediately": request.rotate_immediately,
+            "kms_key_id": request.kms_key_id,
+            "version_stages": list(request.version_stages) if request.version_stages else None,
+            "new_version_id": request.new_version_id,
+            "add_replica_regions": list(request.add_replica_regions)
+            if request.add_replica_regions
+            else None,
+            "remove_replica_regions": list(request.remove_replica_regions)
+            if request.remove_replica_regions
+            else None,
+            "deletion_date": request.deletion_date,
+        }
+    )
+
+
+def _policy_text(policy: Mapping[str, Any] | None) -> str | None:
+    if policy is None:
+        return None
+    from shared.text import dumps  # noqa: PLC0415 — only policy changes pay for it
+
+    return dumps(redact(policy), sort_keys=True)
+
+
+def rejected_item(
+    item_id: str, error: str, raw: Any, *, route: str, retention_days: int, now: datetime
+) -> dict[str, Any]:
+    """A failure record: the raw input is kept (redacted, cut by bytes) so it can be fixed and
+    replayed, never dropped."""
+    text = raw_text(raw)
+    size = len(text.encode("utf-8", "replace"))
+    key = event_key(f"rejected#{item_id}")
+    item = _compact(
+        {
+            "event_id": key,
+            "kind": KIND_REJECTED,
+            "error": error,
+            "raw": text,
+            "raw_bytes": size,
+            "raw_truncated": size > MAX_RAW_BYTES or None,
+            "route": route,
+            "recorded_at": format_time(now),
+            "event_time": format_time(now),
+            "time_key": time_key(now, key),
+            "day": now.strftime("%Y-%m-%d"),
+            "expires_at": expiry(now, retention_days, now),
+        }
+    )
+    return bounded(item)
+
+
+def raw_text(raw: Any) -> str:
+    """A raw input as text for keeping: value-bearing members redacted at any depth first."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if isinstance(raw, str):
+        try:
+            decoded = json.loads(raw)
+        except (ValueError, RecursionError):
+            return redact(raw)  # type: ignore[no-any-return]
+        raw = decoded
+    from shared.text import dumps  # noqa: PLC0415 — rejected records only
+
+    return dumps(redact(raw), sort_keys=True)
+
+
+def storage_failure_item(item: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """What is kept when DynamoDB refuses an item even after bounding: its keys, its findings
+    and alert claims (so no alert is lost) and the reason, nothing caller-sized."""
+    kept = {
+        key: item[key]
+        for key in (
+            "event_id",
+            "kind",
+            "event_name",
+            "event_time",
+            "time_key",
+            "day",
+            "secret_name",
+            "principal_name",
+            "severity",
+            "alerts",
+            "route",
+            "recorded_at",
+            "expires_at",
+            "raw_bytes",
+            *RULE_SLOTS,
+        )
+        if key in item
+    }
+    if item.get("findings"):
+        kept["findings"] = [
+            {"rule": f.get("rule"), "severity": f.get("severity")} for f in item["findings"]
+        ]
+    kept["storage_error"] = reason
+    return bounded(kept)
+
+
+def _compact(values: dict[str, Any]) -> dict[str, Any]:
+    """Drop unknown (None) and empty values: DynamoDB index keys may not be empty strings."""
+    return {k: v for k, v in values.items() if v is not None and v not in ("", {}, [])}
