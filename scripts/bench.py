@@ -140,6 +140,7 @@ def bench_calls(records: int = 1000, alert_every: int = 100, secrets: int = 20) 
         from shared.runtime import get_pipeline
 
         pipeline = get_pipeline()
+        assert pipeline.store is not None
         calls: dict[str, int] = {}
 
         def count(event_name: str, **_: Any) -> None:

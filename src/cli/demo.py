@@ -102,7 +102,7 @@ def _demo(endpoint: str, events_dir: Path, region: str) -> int:
     for rule in stack.rules:
         print(f"   EventBridge rule   {rule.logical_id:<18} state {rule.state}")
 
-    handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, int]]] = {
+    handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {
         "eventbridge": eventbridge.lambda_handler,
         "cloudwatch-logs": log_subscription.lambda_handler,
     }
@@ -284,28 +284,26 @@ def _drain(sqs: Any, url: str) -> list[str]:
 
 
 def _send(
-    deliveries: list[Delivery], handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, int]]]
+    deliveries: list[Delivery], handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]]
 ) -> list[list[str]]:
-    from shared.envelopes import read_any  # noqa: PLC0415
-    from shared.runtime import get_pipeline  # noqa: PLC0415
-
-    ruleset = get_pipeline().ruleset
+    """Each delivery through its route's real handler; one row per record it decided."""
     rows = []
     for delivery in deliveries:
-        handlers[delivery.route](delivery.event, FakeContext(f"secretwatch-{delivery.route}"))
-        for item in read_any(delivery.event):
-            if item.record is None:
+        result = handlers[delivery.route](
+            delivery.event, FakeContext(f"secretwatch-{delivery.route}")
+        )
+        for decision in result["decisions"]:
+            if decision["outcome"] == "skipped":
                 continue
-            record = item.record
-            findings = ruleset.evaluate(record).findings
+            findings = decision["findings"]
             rows.append(
                 [
                     delivery.route,
                     delivery.source,
-                    record.event_name,
-                    record.secret.name if record.secret else "-",
-                    _who(record.caller.name, record.caller.type),
-                    ", ".join(f"{f.rule_id} ({f.severity})" for f in findings) or "-",
+                    decision["event_name"] or "-",
+                    decision["secret"] or "-",
+                    _who(decision["caller"], decision["caller_type"]),
+                    ", ".join(f"{f['rule']} ({f['severity']})" for f in findings) or "-",
                 ]
             )
     return rows

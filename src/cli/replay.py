@@ -48,9 +48,9 @@ from shared.deliver import Notifier
 from shared.enrich import Enricher
 from shared.envelopes import ReadItem, read_bytes
 from shared.errors import ConfigError, DeliveryError, InputError, SecretwatchError
-from shared.models import SEVERITY_RANK, CloudTrailRecord, Enrichment, Evaluation
+from shared.models import SEVERITY_RANK, CloudTrailRecord, Enrichment
 from shared.observability import quiet_service_telemetry
-from shared.pipeline import ROUTE_REPLAY, EnricherPort, Pipeline
+from shared.pipeline import ROUTE_REPLAY, EnricherPort, Pipeline, Summary
 from shared.rules import RuleSet, load_rules
 from shared.settings import Settings
 from shared.text import dumps
@@ -375,21 +375,6 @@ class NullEnricher:
         return Enrichment.empty()
 
 
-class CountingRuleSet(RuleSet):
-    """The loaded rules, counting findings by severity as the Pipeline evaluates them."""
-
-    def __init__(self, base: RuleSet) -> None:
-        super().__init__(base.rules, base.origin)
-        self.by_severity: Counter[str] = Counter()
-        self.rule_errors = 0
-
-    def evaluate(self, record: CloudTrailRecord, enrichment: Any = None) -> Evaluation:
-        evaluation = super().evaluate(record, enrichment)
-        self.by_severity.update(f.severity for f in evaluation.findings)
-        self.rule_errors += len(evaluation.rule_errors)
-        return evaluation
-
-
 # ---------------------------------------------------------------------------------------------
 # The replay
 
@@ -408,6 +393,8 @@ class ReplayOptions:
 
 @dataclass
 class Totals:
+    """A replay's figures: the files and records read, and the pipeline's summed summary."""
+
     files_total: int | None = None  # None: not known up front (S3)
     files_read: int = 0
     files_failed: int = 0
@@ -415,13 +402,32 @@ class Totals:
     sm_records: int = 0  # Secrets Manager records, in the time window
     other_sources: int = 0  # skipped: another event source
     outside_window: int = 0  # Secrets Manager records outside --since/--until
-    findings: Counter[str] = field(default_factory=Counter)  # by severity
-    written: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    alerts_published: int = 0
-    rule_errors: int = 0
+    summary: Summary = field(default_factory=Summary)
     elapsed: float = 0.0
+
+    @property
+    def findings(self) -> Counter[str]:
+        return self.summary.by_severity
+
+    @property
+    def written(self) -> int:
+        return self.summary.written
+
+    @property
+    def duplicates(self) -> int:
+        return self.summary.duplicates
+
+    @property
+    def rejected(self) -> int:
+        return self.summary.rejected
+
+    @property
+    def alerts_published(self) -> int:
+        return self.summary.alerts_published
+
+    @property
+    def rule_errors(self) -> int:
+        return self.summary.rule_errors
 
     @property
     def failed(self) -> bool:
@@ -444,9 +450,7 @@ def replay(
     """Replay every source's files, one at a time; per-file failures are reported, not raised."""
     out, err = out or sys.stdout, err or sys.stderr
     started = time.monotonic()
-    counting = CountingRuleSet(ruleset)
-    enricher = make_enricher(options, session)
-    pipeline = None if options.dry_run else build_pipeline(options, session, counting, enricher)
+    pipeline = build_pipeline(options, session, ruleset, make_enricher(options, session))
     s3_client: list[S3Client] = []
 
     def s3() -> S3Client:
@@ -468,18 +472,13 @@ def replay(
             items = read_file(entry, totals, console)
             if items is None:
                 continue
-            kept = select(items, options, totals)
-            report_rejected(entry.name, kept, console)
-            if pipeline is not None:
-                write(entry.name, kept, pipeline, totals, console)
-            else:
-                for line in dry_run_findings(entry.name, kept, counting, enricher):
+            summary = write(entry.name, select(items, options, totals), pipeline, totals, console)
+            if summary is not None and options.dry_run:
+                for line in finding_lines(entry.name, summary):
                     if table_out:
                         table_rows.append(_table_row(line))
                     else:
                         print(dumps(line), file=out)
-            totals.findings = Counter(counting.by_severity)
-            totals.rule_errors = counting.rule_errors
             console.update(totals)
     finally:
         console.clear()  # also on Ctrl-C: the terminal is left clean
@@ -505,17 +504,21 @@ def make_enricher(options: ReplayOptions, session: boto3.Session) -> EnricherPor
 def build_pipeline(
     options: ReplayOptions, session: boto3.Session, ruleset: RuleSet, enricher: EnricherPort
 ) -> Pipeline:
-    if options.table is None:
-        raise ConfigError("no audit table")
-    dynamodb = client(session, "dynamodb", options.endpoint_url)
-    check_table(dynamodb, options.table)
-    notifier = None
-    if options.topic_arn is not None:
-        notifier = Notifier(client(session, "sns", options.endpoint_url), options.topic_arn)
+    """The Lambda functions' pipeline over the table; without a store (--dry-run) it only
+    decides."""
+    store, notifier = None, None
+    if not options.dry_run:
+        if options.table is None:
+            raise ConfigError("no audit table")
+        dynamodb = client(session, "dynamodb", options.endpoint_url)
+        check_table(dynamodb, options.table)
+        store = AuditStore(dynamodb, options.table)
+        if options.topic_arn is not None:
+            notifier = Notifier(client(session, "sns", options.endpoint_url), options.topic_arn)
     return Pipeline(
         ruleset=ruleset,
         enricher=enricher,
-        store=AuditStore(dynamodb, options.table),
+        store=store,
         notifier=notifier,
         retention_days=RETENTION_DAYS,
     )
@@ -545,7 +548,6 @@ def select(items: Iterable[ReadItem], options: ReplayOptions, totals: Totals) ->
     kept: list[ReadItem] = []
     for item in items:
         if item.error is not None:
-            totals.rejected += 1
             kept.append(item)
         elif item.record is None:
             totals.other_sources += 1
@@ -557,49 +559,40 @@ def select(items: Iterable[ReadItem], options: ReplayOptions, totals: Totals) ->
     return kept
 
 
-def report_rejected(name: str, items: Iterable[ReadItem], console: Console) -> None:
-    for item in items:
-        if item.error is not None:
-            where = f" (event {item.event_id})" if item.event_id else ""
-            console.problem(name, f"record {item.index}{where}: {item.error}")
-
-
 def write(
     name: str,
     items: list[ReadItem],
     pipeline: Pipeline,
     totals: Totals,
     console: Console,
-) -> None:
-    """One file through the Pipeline: quiet records are batch-written 25 a call."""
+) -> Summary | None:
+    """One file through the Pipeline (quiet records batch-written 25 a call); its summary."""
     try:
         summary = pipeline.process(items, ROUTE_REPLAY)
     except DeliveryError as exc:
         totals.files_failed += 1
         console.problem(name, f"{exc} (replay again to complete it)")
-        return
-    totals.written += summary.written
-    totals.duplicates += summary.duplicates
-    totals.alerts_published += summary.alerts_published
+        return None
+    totals.summary.add(summary)
+    for decision in summary.decisions:
+        if decision.outcome == "rejected":
+            where = f" (event {decision.event_id})" if decision.event_id else ""
+            console.problem(name, f"record {decision.index}{where}: {decision.error}")
+    return summary
 
 
-def dry_run_findings(
-    name: str, items: Iterable[ReadItem], ruleset: RuleSet, enricher: EnricherPort
-) -> Iterator[dict[str, Any]]:
-    """One JSON-ready line per finding, with evaluate's field names."""
-    for item in items:
-        record = item.record
-        if record is None:
-            continue
-        for finding in ruleset.evaluate(record, enricher.enrich(record)).findings:
+def finding_lines(name: str, summary: Summary) -> Iterator[dict[str, Any]]:
+    """One JSON-ready line per finding the pipeline decided, with evaluate's field names."""
+    for decision in summary.decisions:
+        for finding in decision.findings:
             yield {
                 "file": name,
-                "index": item.index,
-                "event_id": record.event_id,
-                "event_time": record.event_time_iso,
-                "event_name": record.event_name,
-                "secret": record.secret.name if record.secret else None,
-                "principal": record.caller.principal,
+                "index": decision.index,
+                "event_id": decision.event_id,
+                "event_time": decision.event_time,
+                "event_name": decision.event_name,
+                "secret": decision.secret,
+                "principal": decision.principal,
                 "rule": finding.rule_id,
                 "severity": finding.severity,
             }

@@ -14,7 +14,7 @@ from shared.runtime import get_pipeline
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     summary = get_pipeline().process_event(
         event,
         ROUTE_EVENTBRIDGE,

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.type_defs import DescribeSecretResponseTypeDef
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
+Route = Literal["eventbridge", "cloudwatch-logs", "replay"]
+RuleOutcome = Literal["success", "failure", "any"]  # which calls a rule looks at
+AlertState = Literal["claimed", "retry", "sent", "suppressed"]
 SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
 

@@ -1,4 +1,4 @@
-"""parse → enrich → evaluate → record → notify, for one Lambda event of either route.
+"""parse → enrich → evaluate → record → notify, for one event of either route, or a replay.
 
 Failure policy (docs/delivery.md):
 - every record stands alone: whatever goes wrong while reading, normalising, enriching,
@@ -10,34 +10,47 @@ Failure policy (docs/delivery.md):
   and sends every alert that is not yet known to be sent;
 - an alert is claimed by this invocation until its deadline, marked sent only after SNS accepted
   it, and handed back when publishing fails or time runs short.
+
+The pipeline returns what it decided for every record (:class:`Summary`, :class:`Decision`). A
+pipeline without a store is a dry run: it evaluates and decides, and writes and sends nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from shared.audit.items import CLAIMED, RETRY, SUPPRESSED, alert_id, build_item, rejected_item
 from shared.audit.store import AuditStore
 from shared.compose import AlertMessage, build_alert
 from shared.envelopes import ReadItem, read_any, read_awslogs_event, read_eventbridge_event
 from shared.errors import DeliveryError, InputError
-from shared.models import CloudTrailRecord, Enrichment, Evaluation, Finding, format_time
-from shared.observability import count, logger
+from shared.models import CloudTrailRecord, Enrichment, Evaluation, Finding, Route, format_time
+from shared.observability import count
 from shared.rules import RuleSet
 from shared.text import clean, dumps
 
-ROUTE_EVENTBRIDGE, ROUTE_LOGS, ROUTE_REPLAY = "eventbridge", "cloudwatch-logs", "replay"
+logger = logging.getLogger("secretwatch.pipeline")
+
+ROUTE_EVENTBRIDGE: Route = "eventbridge"
+ROUTE_LOGS: Route = "cloudwatch-logs"
+ROUTE_REPLAY: Route = "replay"
 # No alert is claimed with less time than this left: a Publish (one attempt, 2 s to connect,
 # 5 s to answer) and the state update that follows must finish inside the claim.
 DEADLINE_MARGIN_MS = 10_000
 # A claim's length when the caller gives no deadline (the command line): Lambda's longest run.
 DEFAULT_LEASE_MS = 15 * 60 * 1000
+# At most this many decisions travel in a handler's return value (a Lambda response is small).
+RETURNED_DECISIONS = 1000
+
+Outcome = Literal["written", "duplicate", "rejected", "skipped", "evaluated"]
 
 
 class EnricherPort(Protocol):
@@ -46,6 +59,38 @@ class EnricherPort(Protocol):
 
 class NotifierPort(Protocol):
     def publish(self, alert: AlertMessage) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the pipeline decided about one record (or log event) of its input."""
+
+    index: int
+    outcome: Outcome  # "evaluated": a dry run decided it and wrote nothing
+    event_id: str | None = None
+    event_name: str | None = None
+    event_time: str | None = None
+    secret: str | None = None
+    principal: str | None = None
+    caller: str | None = None  # the caller's short name (user, role, SSO user, service)
+    caller_type: str | None = None
+    findings: tuple[Finding, ...] = ()
+    error: str | None = None  # why it was rejected
+    skipped: str | None = None  # why it is out of scope
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "outcome": self.outcome,
+            "event_id": self.event_id,
+            "event_name": self.event_name,
+            "secret": self.secret,
+            "principal": self.principal,
+            "caller": self.caller,
+            "caller_type": self.caller_type,
+            "findings": [{"rule": f.rule_id, "severity": f.severity} for f in self.findings],
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -60,9 +105,42 @@ class Summary:
     failures: int = 0
     deferred: int = 0  # alerts left for the retry: this invocation ran short of time
     enrichment_failures: int = 0  # look-ups that degraded (AccessDenied, not found...)
+    rule_errors: int = 0
+    by_severity: Counter[str] = field(default_factory=Counter)
+    decisions: list[Decision] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        """The counts and (at most RETURNED_DECISIONS) decisions, JSON-ready."""
+        counts = {
+            key: value
+            for key, value in asdict(self).items()
+            if key not in {"by_severity", "decisions"}
+        }
+        return {
+            **counts,
+            "by_severity": dict(self.by_severity),
+            "decisions": [d.as_dict() for d in self.decisions[:RETURNED_DECISIONS]],
+            "decisions_truncated": len(self.decisions) > RETURNED_DECISIONS,
+        }
+
+    def add(self, other: Summary) -> None:
+        """Fold another summary into this one (a replay sums one per file)."""
+        for name in (
+            "records",
+            "findings",
+            "alerts_published",
+            "written",
+            "duplicates",
+            "rejected",
+            "skipped",
+            "failures",
+            "deferred",
+            "enrichment_failures",
+            "rule_errors",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.by_severity.update(other.by_severity)
+        self.decisions.extend(other.decisions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +182,7 @@ class Pipeline:
         *,
         ruleset: RuleSet,
         enricher: EnricherPort,
-        store: AuditStore,
+        store: AuditStore | None,
         notifier: NotifierPort | None,
         retention_days: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -112,18 +190,22 @@ class Pipeline:
     ) -> None:
         self.ruleset = ruleset
         self.enricher = enricher
-        self.store = store
+        self.store = store  # None: a dry run, nothing is written
         self.notifier = notifier  # None: record only, never alert (a replay without --notify)
         self.retention_days = retention_days
         self.clock = clock
         self.console_domain = console_domain
+
+    @property
+    def dry_run(self) -> bool:
+        return self.store is None
 
     # --- entry points ----------------------------------------------------------------------
 
     def process_event(
         self,
         event: Any,
-        route: str,
+        route: Route,
         *,
         deadline_ms: int | None = None,
         request_id: str | None = None,
@@ -147,7 +229,7 @@ class Pipeline:
     def process(
         self,
         items: Iterable[ReadItem],
-        route: str,
+        route: Route,
         *,
         deadline_ms: int | None = None,
         request_id: str | None = None,
@@ -155,7 +237,7 @@ class Pipeline:
         summary = Summary()
         attempt = self._attempt(deadline_ms, request_id)
         failed_lookups = self._enrichment_failures()
-        quiet: list[dict[str, Any]] = []  # audit items without findings: written in batches
+        quiet: list[tuple[ReadItem, dict[str, Any]]] = []  # no findings: written in batches
         failures: list[DeliveryError] = []
         for item in _guarded(items):
             try:
@@ -163,15 +245,17 @@ class Pipeline:
                     self._reject(item, route, summary)
                 elif item.record is None:
                     summary.skipped += 1
+                    summary.decisions.append(_decision(item, "skipped"))
                 else:
                     summary.records += 1
-                    self._handle(item.record, route, summary, quiet, attempt)
+                    self._handle(item, route, summary, quiet, attempt)
             except DeliveryError as exc:
                 failures.append(exc)
         try:
             self._write_quiet(quiet, summary)
         except DeliveryError as exc:
             failures.append(exc)
+        summary.decisions.sort(key=lambda decision: decision.index)  # quiet ones came last
         summary.failures = len(failures)
         summary.enrichment_failures = self._enrichment_failures() - failed_lookups
         self._emit(summary)
@@ -213,23 +297,31 @@ class Pipeline:
 
     def _handle(
         self,
-        record: CloudTrailRecord,
-        route: str,
+        read: ReadItem,
+        route: Route,
         summary: Summary,
-        quiet: list[dict[str, Any]],
+        quiet: list[tuple[ReadItem, dict[str, Any]]],
         attempt: Attempt,
     ) -> None:
+        record = read.record
+        assert record is not None  # only records are handled
         try:
-            prepared = self._prepare(record, route, attempt)
+            enrichment, evaluation = self._evaluate(record, summary)
+            findings = evaluation.findings
+            summary.findings += len(findings)
+            summary.by_severity.update(f.severity for f in findings)
+            if self.store is None:
+                summary.decisions.append(_decision(read, "evaluated", findings))
+                return
+            prepared = self._prepare(record, route, attempt, enrichment, evaluation)
         except _Broken as broken:
-            self._keep_broken(record, broken, route, summary)
+            self._keep_broken(read, broken, route, summary)
             return
-        if not prepared.evaluation.findings:
-            quiet.append(prepared.item)
+        if not findings:
+            quiet.append((read, prepared.item))
             return
-        summary.findings += len(prepared.evaluation.findings)
         try:
-            self._record_and_alert(prepared, summary, attempt)
+            outcome = self._record_and_alert(prepared, summary, attempt)
         except DeliveryError:
             raise
         except Exception as exc:
@@ -238,25 +330,42 @@ class Pipeline:
                 f"could not record or alert the record: {type(exc).__name__}",
                 event_id=prepared.item["event_id"],
             ) from exc
+        summary.decisions.append(_decision(read, outcome, findings))
 
-    def _prepare(self, record: CloudTrailRecord, route: str, attempt: Attempt) -> _Prepared:
-        """Everything that can fail on the record's content, before anything is written."""
+    def _evaluate(
+        self, record: CloudTrailRecord, summary: Summary
+    ) -> tuple[Enrichment, Evaluation]:
         stage = "enrich"
         try:
             enrichment = self.enricher.enrich(record)
             stage = "evaluate"
             evaluation = self.ruleset.evaluate(record, enrichment)
-            for error in evaluation.rule_errors:
-                logger.error(
-                    "rule failed",
-                    extra={
-                        "rule_id": error.rule_id,
-                        "event_id": clean(record.event_id, 256),
-                        "error": error.message,
-                    },
-                )
-            count("RuleErrors", len(evaluation.rule_errors))
-            stage = "build the audit record for"
+        except Exception as exc:
+            raise _Broken(stage, exc) from exc
+        for error in evaluation.rule_errors:
+            logger.error(
+                "rule failed",
+                extra={
+                    "rule_id": error.rule_id,
+                    "event_id": clean(record.event_id, 256),
+                    "error": error.message,
+                },
+            )
+        summary.rule_errors += len(evaluation.rule_errors)
+        count("RuleErrors", len(evaluation.rule_errors))
+        return enrichment, evaluation
+
+    def _prepare(
+        self,
+        record: CloudTrailRecord,
+        route: Route,
+        attempt: Attempt,
+        enrichment: Enrichment,
+        evaluation: Evaluation,
+    ) -> _Prepared:
+        """Everything that can fail on the record's content, before anything is written."""
+        stage = "build the audit record for"
+        try:
             item = build_item(
                 record,
                 evaluation,
@@ -314,17 +423,21 @@ class Pipeline:
             entry["invocation"] = attempt.request_id
         return entry
 
-    def _record_and_alert(self, prepared: _Prepared, summary: Summary, attempt: Attempt) -> None:
+    def _record_and_alert(self, prepared: _Prepared, summary: Summary, attempt: Attempt) -> Outcome:
+        assert self.store is not None  # a dry run records nothing
         item = prepared.item
         event_id = str(item["event_id"])
         existing = self.store.put_new(item)
+        outcome: Outcome
         if existing is None or _written_by(existing, attempt):
             # Written now, or by this very attempt before an answer was lost (botocore retried
             # the put and met our own item): the claims in it are ours.
+            outcome = "written"
             summary.written += 1
             to_send = [a for a in prepared.alerts if a.entry.get("owner") == attempt.token]
             summary.deferred += sum(a.entry["state"] == RETRY for a in prepared.alerts)
         else:
+            outcome = "duplicate"
             summary.duplicates += 1
             logger.info(
                 "duplicate delivery",
@@ -357,6 +470,7 @@ class Pipeline:
                 errors.append(exc)
         if errors:
             raise errors[0]
+        return outcome
 
     def _reclaim(
         self,
@@ -368,7 +482,7 @@ class Pipeline:
     ) -> list[_Alert]:
         """On a repeated delivery, claim the alerts no live invocation owns: handed back, or
         claimed by an invocation whose deadline has passed (it died: timeout, crash, kill)."""
-        if self.notifier is None:
+        if self.notifier is None or self.store is None:
             return []
         states: Mapping[str, Any] = existing.get("alerts") or {}
         now_ms = self._now_ms()
@@ -389,6 +503,7 @@ class Pipeline:
 
     def _publish(self, event_id: str, alert: _Alert, attempt: Attempt, summary: Summary) -> None:
         assert self.notifier is not None  # only claimed alerts are published
+        assert self.store is not None
         rule_id = alert.finding.rule_id
         try:
             message_id = self.notifier.publish(alert.message)
@@ -425,6 +540,7 @@ class Pipeline:
             )
 
     def _hand_back(self, event_id: str, alert: _Alert, attempt: Attempt, reason: str) -> None:
+        assert self.store is not None
         try:
             self.store.hand_back(event_id, alert.finding.rule_id, attempt.token, reason)
         except DeliveryError:
@@ -439,34 +555,42 @@ class Pipeline:
             if alert.entry.get("owner") == attempt.token:
                 self._hand_back(str(prepared.item["event_id"]), alert, attempt, reason)
 
-    def _write_quiet(self, items: list[dict[str, Any]], summary: Summary) -> None:
-        if not items:
-            return
-        if len(items) == 1:  # one record (the EventBridge route): one conditional put
-            if self.store.put_new(items[0]) is None:
-                summary.written += 1
-            else:
-                summary.duplicates += 1
-            return
-        written, duplicates = self.store.write_batch(items)
-        summary.written += written
-        summary.duplicates += duplicates
-
-    def _keep_broken(
-        self, record: CloudTrailRecord, broken: _Broken, route: str, summary: Summary
+    def _write_quiet(
+        self, entries: list[tuple[ReadItem, dict[str, Any]]], summary: Summary
     ) -> None:
+        if not entries or self.store is None:
+            return
+        items = [item for _, item in entries]
+        if len(items) == 1:  # one record (the EventBridge route): one conditional put
+            new = set() if self.store.put_new(items[0]) is not None else {items[0]["event_id"]}
+        else:
+            new = self.store.write_batch(items)
+        for read, item in entries:
+            written = item["event_id"] in new
+            summary.decisions.append(_decision(read, "written" if written else "duplicate"))
+        summary.written += len(new)
+        summary.duplicates += len(items) - len(new)
+
+    def _keep_broken(self, read: ReadItem, broken: _Broken, route: Route, summary: Summary) -> None:
         """A record that broke while being handled is kept, as a rejected item, with the stage."""
         count("RecordErrors")
-        raw = {"normalised_record": asdict(record), "stage": broken.stage}
-        self._reject(
-            ReadItem(0, error=str(broken), event_id=record.event_id, raw=raw), route, summary
+        record = read.record
+        raw = {"normalised_record": asdict(record) if record else None, "stage": broken.stage}
+        kept = ReadItem(
+            read.index,
+            error=str(broken),
+            event_id=read.event_id,
+            event_name=read.event_name,
+            origin_id=read.origin_id,
+            raw=raw,
         )
+        self._reject(kept, route, summary)
 
-    def _reject(self, item: ReadItem, route: str, summary: Summary) -> None:
+    def _reject(self, item: ReadItem, route: Route, summary: Summary) -> None:
         summary.rejected += 1
-        item_id = item.event_id or item.origin_id or _digest(item.raw)
+        summary.decisions.append(_decision(item, "rejected"))
         logger.warning(
-            "record rejected and kept",
+            "record rejected and kept" if self.store is not None else "record rejected",
             extra={
                 "event_id": clean(item.event_id, 256) if item.event_id else None,
                 "origin_id": clean(item.origin_id, 256) if item.origin_id else None,
@@ -474,6 +598,9 @@ class Pipeline:
                 "error": clean(item.error or "unreadable", 2048),
             },
         )
+        if self.store is None:
+            return
+        item_id = item.event_id or item.origin_id or _digest(item.raw)
         kept = rejected_item(
             item_id,
             item.error or "unreadable",
@@ -504,6 +631,32 @@ class Pipeline:
 
 
 _READERS = {ROUTE_EVENTBRIDGE: read_eventbridge_event, ROUTE_LOGS: read_awslogs_event}
+
+
+def _decision(read: ReadItem, outcome: Outcome, findings: tuple[Finding, ...] = ()) -> Decision:
+    record = read.record
+    if record is None:
+        return Decision(
+            read.index,
+            outcome,
+            event_id=read.event_id,
+            event_name=read.event_name,
+            error=read.error,
+            skipped=read.skipped,
+        )
+    return Decision(
+        read.index,
+        outcome,
+        event_id=record.event_id,
+        event_name=record.event_name,
+        event_time=record.event_time_iso,
+        secret=record.secret.name if record.secret else None,
+        principal=record.caller.principal,
+        caller=record.caller.name,
+        caller_type=record.caller.type,
+        findings=findings,
+        error=read.error,
+    )
 
 
 def _written_by(existing: Mapping[str, Any], attempt: Attempt) -> bool:

@@ -36,6 +36,7 @@ from shared.audit.store import AuditStore
 from shared.deliver import Notifier
 from shared.enrich import Enricher
 from shared.errors import DeliveryError
+from shared.models import Route
 from shared.pipeline import ROUTE_EVENTBRIDGE, ROUTE_LOGS, Pipeline
 from shared.rules import load_rules
 
@@ -133,13 +134,13 @@ class World:
             clock=self.clock,
         )
 
-    def invoke(self, pipeline: Pipeline, event: dict[str, Any], route: str) -> Any:
+    def invoke(self, pipeline: Pipeline, event: dict[str, Any], route: Route) -> Any:
         """One invocation that starts now and may run for the function's timeout."""
         return pipeline.process_event(
             event, route, deadline_ms=self.clock.ms() + TIMEOUT_MS, request_id="req-1"
         )
 
-    def retry_later(self, event: dict[str, Any], route: str, minutes: int = 1) -> Any:
+    def retry_later(self, event: dict[str, Any], route: Route, minutes: int = 1) -> Any:
         """Lambda's asynchronous retry: a minute or more later, in a fresh environment."""
         self.clock.now += timedelta(minutes=minutes, seconds=TIMEOUT_MS // 1000)
         return self.invoke(self.pipeline(), event, route)
@@ -207,7 +208,7 @@ def alert_states(item: dict[str, Any]) -> dict[str, str]:
 ONE_ALERT = "deletion-forced-no-recovery"  # one finding: deletion-forced-no-recovery
 
 
-def run_with_fault(world: World, fault: Fault, route: str = ROUTE_EVENTBRIDGE) -> str:
+def run_with_fault(world: World, fault: Fault, route: Route = ROUTE_EVENTBRIDGE) -> str:
     """Deliver the one-alert event with ``fault``; return how the first invocation ended."""
     fault = replace(fault)  # the parameters are shared between runs: never spend the original
     event = eventbridge(ONE_ALERT)
@@ -256,7 +257,7 @@ CASES = [
 @pytest.mark.parametrize(("fault", "outcome", "sends"), CASES)
 @pytest.mark.parametrize("route", [ROUTE_EVENTBRIDGE, ROUTE_LOGS])
 def test_an_alert_survives_a_fault_at_every_step(
-    world: World, fault: Fault, outcome: str, sends: int, route: str
+    world: World, fault: Fault, outcome: str, sends: int, route: Route
 ) -> None:
     # GIVEN one alerting event and a fault at one step of its alert
     # WHEN it is delivered, retried by the platform if it did not succeed, and delivered again

@@ -27,6 +27,7 @@ from cli.replay import (
     walk_local,
 )
 from cli.timewindow import in_window, parse_time
+from shared.pipeline import Summary
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -278,10 +279,12 @@ def test_summary_lists_every_count_and_the_findings_by_severity() -> None:
         sm_records=99_000,
         other_sources=900,
         outside_window=100,
-        findings=Counter({"medium": 3, "critical": 1, "high": 20}),
-        written=99_001,
-        duplicates=0,
-        rejected=1,
+        summary=Summary(
+            by_severity=Counter({"medium": 3, "critical": 1, "high": 20}),
+            written=99_001,
+            duplicates=0,
+            rejected=1,
+        ),
         elapsed=40.0,
     )
     # WHEN it is formatted
@@ -330,8 +333,7 @@ def test_progress_line_shows_unknown_totals_as_a_question_mark() -> None:
         files_read=3,
         files_failed=1,
         records=6_000,
-        findings=Counter({"high": 2}),
-        rejected=1,
+        summary=Summary(by_severity=Counter({"high": 2}), rejected=1),
     )
     # WHEN the progress line is formatted after 2 seconds
     # THEN files done/?, records, findings, rejected and the rate

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from shared.errors import RuleConfigError
-from shared.models import CloudTrailRecord, RuleError
+from shared.models import CloudTrailRecord, Enrichment, RuleError, SecretDetails
 from shared.rules import DEFAULT_RULES_PATH, RuleSet, compile_rules, load_rules
 from shared.rules.fields import getter_for, known_keys
 from shared.rules.operators import OPERATORS
@@ -46,7 +45,9 @@ def compile_one(**overrides: Any) -> RuleSet:
     return compile_rules({"version": 1, "rules": [rule(**overrides)]}, "test.json")
 
 
-def fired(ruleset: RuleSet, record: CloudTrailRecord, enrichment: Any = None) -> list[str]:
+def fired(
+    ruleset: RuleSet, record: CloudTrailRecord, enrichment: Enrichment | None = None
+) -> list[str]:
     evaluation = ruleset.evaluate(record, enrichment)
     assert evaluation.rule_errors == ()
     return [finding.rule_id for finding in evaluation.findings]
@@ -358,12 +359,17 @@ def test_predicate_receives_the_enrichment(
     make_record: RecordFactory, register_predicate: Register
 ) -> None:
     # GIVEN a predicate that reads the enrichment
-    register_predicate("has-owner", lambda _, e: getattr(e, "owner", None) is not None)
+    register_predicate(
+        "has-owner",
+        lambda _, e: e is not None and e.secret is not None and e.secret.owner is not None,
+    )
     ruleset = compile_one(when={"predicate": "has-owner"})
     record = make_record()
 
     # WHEN it is evaluated with and without enrichment
-    with_owner = fired(ruleset, record, SimpleNamespace(owner="team-a"))
+    with_owner = fired(
+        ruleset, record, Enrichment(secret=SecretDetails(name="prod/db", owner="team-a"))
+    )
     without = fired(ruleset, record)
 
     # THEN the enrichment decides
@@ -926,8 +932,8 @@ def test_enrichment_fields_and_tags(make_record: RecordFactory) -> None:
             ]
         }
     )
-    enrichment = SimpleNamespace(
-        secret=SimpleNamespace(owner="team-a", tags={"Environment": "prod"}),
+    enrichment = Enrichment(
+        secret=SecretDetails(name="prod/db", owner="team-a", tags={"Environment": "prod"}),
         account_alias="acme-prod",
     )
     record = make_record()
@@ -935,7 +941,7 @@ def test_enrichment_fields_and_tags(make_record: RecordFactory) -> None:
     # WHEN evaluated with and without enrichment, and with a secret that has no tags
     enriched = set(fired(ruleset, record, enrichment))
     plain = fired(ruleset, record)
-    no_tags = fired(ruleset, record, SimpleNamespace(secret=SimpleNamespace(owner=None, tags=None)))
+    no_tags = fired(ruleset, record, Enrichment(secret=SecretDetails(name="prod/db")))
 
     # THEN the enrichment keys match only when the enrichment carries them
     assert enriched == {"owned", "tagged", "aliased"}

@@ -239,26 +239,26 @@ class AuditStore:
                 attempt = self._backoff(attempt, bool(keys), "read existing audit records")
         return found
 
-    def write_batch(self, items: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
-        """Write the items whose event ids are new, 25 a call. Returns (written, duplicates).
+    def write_batch(self, items: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Write the items whose event ids are new, 25 a call; the event ids written.
 
         A batch DynamoDB refuses (one invalid item fails all 25) is written item by item
         instead, so one bad item never costs the other 24.
         """
         unique = list({item["event_id"]: item for item in items}.values())
         if not unique:
-            return 0, 0
+            return set()
         existing = self.existing_ids(str(item["event_id"]) for item in unique)
         new = [item for item in unique if item["event_id"] not in existing]
-        written = 0
+        written: set[str] = set()
         for start in range(0, len(new), BATCH_WRITE_MAX):
             chunk = new[start : start + BATCH_WRITE_MAX]
             try:
                 self._write_chunk(chunk)
-                written += len(chunk)
+                written.update(str(item["event_id"]) for item in chunk)
             except _Refused:
-                written += sum(self.put_new(item) is None for item in chunk)
-        return written, len(items) - written
+                written.update(str(i["event_id"]) for i in chunk if self.put_new(i) is None)
+        return written
 
     def _write_chunk(self, chunk: Sequence[Mapping[str, Any]]) -> None:
         requests: list[Any] = [{"PutRequest": {"Item": to_item(item)}} for item in chunk]

@@ -34,9 +34,11 @@ from shared.models import (
     SEVERITIES,
     SEVERITY_RANK,
     CloudTrailRecord,
+    Enrichment,
     Evaluation,
     Finding,
     RuleError,
+    RuleOutcome,
     Severity,
 )
 from shared.rules.fields import getter_for, known_keys
@@ -79,10 +81,10 @@ _ALIASES = {
     "one_of": "in",
 }
 
-Condition = Callable[[CloudTrailRecord, Any], bool]
+Condition = Callable[[CloudTrailRecord, Enrichment | None], bool]
 
 
-def _always(record: CloudTrailRecord, enrichment: Any) -> bool:
+def _always(record: CloudTrailRecord, enrichment: Enrichment | None) -> bool:
     return True
 
 
@@ -93,7 +95,7 @@ class Rule:
     severity: Severity
     runbook: str
     events: frozenset[str]  # empty: every event
-    outcome: str
+    outcome: RuleOutcome
     condition: Condition
     severity_when: tuple[tuple[Severity, Condition], ...]
     source: dict[str, Any]  # the rule as written, for `secretwatch rules list`
@@ -103,7 +105,9 @@ class Rule:
             return True
         return record.failed is (self.outcome == "failure")
 
-    def evaluate(self, record: CloudTrailRecord, enrichment: Any = None) -> Finding | None:
+    def evaluate(
+        self, record: CloudTrailRecord, enrichment: Enrichment | None = None
+    ) -> Finding | None:
         if not self.applies_to_outcome(record) or not self.condition(record, enrichment):
             return None
         severity = self.severity
@@ -142,7 +146,9 @@ class RuleSet:
     def rules_for(self, event_name: str) -> tuple[Rule, ...]:
         return self._by_event.get(event_name, self._wildcard)
 
-    def evaluate(self, record: CloudTrailRecord, enrichment: Any = None) -> Evaluation:
+    def evaluate(
+        self, record: CloudTrailRecord, enrichment: Enrichment | None = None
+    ) -> Evaluation:
         findings: list[Finding] = []
         errors: list[RuleError] = []
         for rule in self.rules_for(record.event_name):

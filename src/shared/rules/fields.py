@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from shared.models import CloudTrailRecord
+from shared.models import CloudTrailRecord, Enrichment
 
-Getter = Callable[[CloudTrailRecord, Any], Any]
+Getter = Callable[[CloudTrailRecord, Enrichment | None], Any]
 
 
 def _secret_attr(name: str) -> Getter:
-    def get(record: CloudTrailRecord, _: Any) -> Any:
+    def get(record: CloudTrailRecord, _: Enrichment | None) -> Any:
         secret = record.secret
         return None if secret is None else getattr(secret, name)
 
@@ -24,28 +24,28 @@ def _secret_attr(name: str) -> Getter:
 
 
 def _caller_attr(name: str) -> Getter:
-    def get(record: CloudTrailRecord, _: Any) -> Any:
+    def get(record: CloudTrailRecord, _: Enrichment | None) -> Any:
         return getattr(record.caller, name)
 
     return get
 
 
 def _request_attr(name: str) -> Getter:
-    def get(record: CloudTrailRecord, _: Any) -> Any:
+    def get(record: CloudTrailRecord, _: Enrichment | None) -> Any:
         return getattr(record.request, name)
 
     return get
 
 
 def _rotation_attr(name: str) -> Getter:
-    def get(record: CloudTrailRecord, _: Any) -> Any:
+    def get(record: CloudTrailRecord, _: Enrichment | None) -> Any:
         rules = record.request.rotation_rules
         return None if rules is None else getattr(rules, name)
 
     return get
 
 
-def _cross_account(record: CloudTrailRecord, _: Any) -> bool | None:
+def _cross_account(record: CloudTrailRecord, _: Enrichment | None) -> bool | None:
     caller_account, account = record.caller.account_id, record.account_id
     if caller_account is None or account is None:
         return None
@@ -53,7 +53,7 @@ def _cross_account(record: CloudTrailRecord, _: Any) -> bool | None:
 
 
 def _enrichment_attr(*path: str) -> Getter:
-    def get(_: CloudTrailRecord, enrichment: Any) -> Any:
+    def get(_: CloudTrailRecord, enrichment: Enrichment | None) -> Any:
         value = enrichment
         for name in path:
             if value is None:
@@ -125,7 +125,7 @@ TAG_PREFIX = "secret.tags."
 
 
 def _tag_getter(tag: str) -> Getter:
-    def get(_: CloudTrailRecord, enrichment: Any) -> Any:
+    def get(_: CloudTrailRecord, enrichment: Enrichment | None) -> Any:
         secret = getattr(enrichment, "secret", None)
         tags = getattr(secret, "tags", None)
         return None if tags is None else tags.get(tag)

@@ -10,9 +10,9 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from shared.models import CloudTrailRecord
+from shared.models import CloudTrailRecord, Enrichment
 
-Predicate = Callable[[CloudTrailRecord, Any], bool]
+Predicate = Callable[[CloudTrailRecord, Enrichment | None], bool]
 PREDICATES: dict[str, Predicate] = {}
 
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
@@ -89,7 +89,7 @@ def _is_public(statement: dict[str, Any]) -> bool:
 
 
 @predicate("policy-allows-public-access")
-def policy_allows_public_access(record: CloudTrailRecord, _: Any) -> bool:
+def policy_allows_public_access(record: CloudTrailRecord, _: Enrichment | None) -> bool:
     """An Allow statement for any principal ("*") that no account/org/network condition confines."""
     return any(
         _is_public(statement) for statement in _allow_statements(record.request.resource_policy)
@@ -109,7 +109,7 @@ def principal_accounts(statement: dict[str, Any]) -> set[str]:
 
 
 @predicate("policy-grants-other-account")
-def policy_grants_other_account(record: CloudTrailRecord, _: Any) -> bool:
+def policy_grants_other_account(record: CloudTrailRecord, _: Enrichment | None) -> bool:
     """An Allow statement naming a principal in another account, or a wildcard confined to an
     organisation or other accounts (still outside this account)."""
     owner = record.account_id or (record.secret.account_id if record.secret else None)
