@@ -34,7 +34,7 @@ CLOUDWATCH_DIR = Path("events") / "cloudwatch-logs"
 SUBSCRIPTION_FILTER = "secretwatch-secretsmanager"
 CONTROL_MESSAGE_FILE = "control-message.json"
 BATCH_FILE = "batch-mixed.json"
-# One delivery holds one log group and one log stream (FACTS.md section 3), so every record in
+# One delivery holds one log group and one log stream, so every record in
 # the batch must come from the same account and region. Three quiet records and one alert.
 BATCH_SOURCES = (
     "control-rotation-put-pending.json",
@@ -42,7 +42,7 @@ BATCH_SOURCES = (
     "kms-key-changed.json",
     "control-get-secret-value.json",
 )
-# The CONTROL_MESSAGE shape observed in public fixtures (FACTS.md section 3, S30).
+# The CONTROL_MESSAGE shape CloudWatch Logs sends to check that a destination is reachable.
 CONTROL_MESSAGE: dict[str, Any] = {
     "messageType": "CONTROL_MESSAGE",
     "owner": "CloudwatchLogs",

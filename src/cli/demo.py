@@ -259,7 +259,7 @@ def _deliveries(stack: LocalStack, events_dir: Path) -> tuple[list[Delivery], li
         for rule in stack.rules:
             for message in _drain(sqs, rule.queue_url):
                 routed = json.loads(message)
-                # A plain ENABLED rule never receives read-only management events (FACTS.md §2);
+                # A plain ENABLED rule never receives read-only management events (EventBridge);
                 # moto does not know that, so the local router applies it.
                 if rule.state == "ENABLED" and routed.get("detail", {}).get("readOnly") is True:
                     continue

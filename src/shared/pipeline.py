@@ -27,7 +27,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from shared.audit.items import CLAIMED, RETRY, SUPPRESSED, alert_id, build_item, rejected_item
+from shared.audit.items import (
+    CLAIMED,
+    RETRY,
+    SUPPRESSED,
+    AlertEntry,
+    AuditItem,
+    alert_id,
+    build_item,
+    rejected_item,
+)
 from shared.audit.store import AuditStore
 from shared.compose import AlertMessage, build_alert
 from shared.envelopes import ReadItem, read_any, read_awslogs_event, read_eventbridge_event
@@ -157,13 +166,13 @@ class Attempt:
 class _Alert:
     finding: Finding
     message: AlertMessage
-    entry: dict[str, Any]
+    entry: AlertEntry
 
 
 @dataclass
 class _Prepared:
     record: CloudTrailRecord
-    item: dict[str, Any]
+    item: AuditItem
     evaluation: Evaluation
     alerts: list[_Alert] = field(default_factory=list)
 
@@ -237,7 +246,7 @@ class Pipeline:
         summary = Summary()
         attempt = self._attempt(deadline_ms, request_id)
         failed_lookups = self._enrichment_failures()
-        quiet: list[tuple[ReadItem, dict[str, Any]]] = []  # no findings: written in batches
+        quiet: list[tuple[ReadItem, AuditItem]] = []  # no findings: written in batches
         failures: list[DeliveryError] = []
         for item in _guarded(items):
             try:
@@ -300,7 +309,7 @@ class Pipeline:
         read: ReadItem,
         route: Route,
         summary: Summary,
-        quiet: list[tuple[ReadItem, dict[str, Any]]],
+        quiet: list[tuple[ReadItem, AuditItem]],
         attempt: Attempt,
     ) -> None:
         record = read.record
@@ -388,13 +397,13 @@ class Pipeline:
         evaluation: Evaluation,
         enrichment: Enrichment,
         attempt: Attempt,
-        item: dict[str, Any],
+        item: AuditItem,
     ) -> list[_Alert]:
         alerts: list[_Alert] = []
         short = self._time_short(attempt)
         for finding in evaluation.findings:
             identifier = alert_id(record.event_id, finding.rule_id)
-            entry: dict[str, Any] = {"state": SUPPRESSED, "alert_id": identifier}
+            entry = AlertEntry(state=SUPPRESSED, alert_id=identifier)
             if self.notifier is not None and short:
                 entry["state"] = RETRY
                 entry["handed_back"] = "the invocation ran short of time"
@@ -411,14 +420,14 @@ class Pipeline:
             alerts.append(_Alert(finding, message, entry))
         return alerts
 
-    def _claim_entry(self, identifier: str, attempt: Attempt) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "state": CLAIMED,
-            "alert_id": identifier,
-            "owner": attempt.token,
-            "deadline": attempt.deadline_ms,
-            "claimed_at": format_time(self.clock()),
-        }
+    def _claim_entry(self, identifier: str, attempt: Attempt) -> AlertEntry:
+        entry = AlertEntry(
+            state=CLAIMED,
+            alert_id=identifier,
+            owner=attempt.token,
+            deadline=attempt.deadline_ms,
+            claimed_at=format_time(self.clock()),
+        )
         if attempt.request_id:
             entry["invocation"] = attempt.request_id
         return entry
@@ -555,9 +564,7 @@ class Pipeline:
             if alert.entry.get("owner") == attempt.token:
                 self._hand_back(str(prepared.item["event_id"]), alert, attempt, reason)
 
-    def _write_quiet(
-        self, entries: list[tuple[ReadItem, dict[str, Any]]], summary: Summary
-    ) -> None:
+    def _write_quiet(self, entries: list[tuple[ReadItem, AuditItem]], summary: Summary) -> None:
         if not entries or self.store is None:
             return
         items = [item for _, item in entries]

@@ -24,7 +24,7 @@ from cli import audit_cmd
 from cli import audit_view as view
 from cli.main import UsageError, build_parser, main
 from shared.audit import query as q
-from shared.audit.items import build_item
+from shared.audit.items import AuditItem, build_item
 from shared.audit.store import AuditStore
 from shared.errors import SecretwatchError
 from shared.models import Evaluation, Finding, format_time
@@ -154,7 +154,7 @@ def synthetic(
     user: str = "alice",
     findings: Sequence[tuple[str, str]] = (),
     error_code: str | None = None,
-) -> dict[str, Any]:
+) -> AuditItem:
     """An audit item built by the real build_item from a realistic record."""
     overrides: dict[str, Any] = {
         "eventID": event_id(n),
@@ -185,7 +185,7 @@ def synthetic(
     )
 
 
-def store(server: Server, items: Sequence[dict[str, Any]]) -> None:
+def store(server: Server, items: Sequence[AuditItem]) -> None:
     AuditStore(server.client("dynamodb"), server.stack.table_name).write_batch(items)
 
 

@@ -6,17 +6,20 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from shared import bounds
-from shared.models import SEVERITY_RANK, CloudTrailRecord, Evaluation, format_time
+from shared.models import SEVERITY_RANK, AlertState, CloudTrailRecord, Evaluation, format_time
 from shared.narrate import facts
 from shared.redact import redact
 
 RULE_SLOTS = ("rule_0", "rule_1", "rule_2")
 INDEX_BY_SECRET, INDEX_BY_PRINCIPAL, INDEX_BY_DAY = "by-secret", "by-principal", "by-day"
 RULE_INDEXES = {"rule_0": "by-rule-0", "rule_1": "by-rule-1", "rule_2": "by-rule-2"}
-CLAIMED, RETRY, SENT, SUPPRESSED = "claimed", "retry", "sent", "suppressed"
+CLAIMED: AlertState = "claimed"
+RETRY: AlertState = "retry"
+SENT: AlertState = "sent"
+SUPPRESSED: AlertState = "suppressed"
 KIND_EVENT, KIND_REJECTED = "event", "rejected"
 BATCH_WRITE_MAX, BATCH_GET_MAX = 25, 100
 MAX_RAW_BYTES = 300_000  # the kept raw input of a rejected record; the item stops at 400 KB
@@ -35,6 +38,75 @@ TEXT_LIMITS: dict[str, int] = {
     "request.resource_policy": 20_000,
     "error": 8_192,
 }
+
+
+class AlertEntry(TypedDict, total=False):
+    """One alert's life in its audit item (``alerts.<rule id>``), see docs/delivery.md."""
+
+    state: AlertState
+    alert_id: str
+    owner: str  # the attempt token of the invocation holding the claim
+    invocation: str  # that invocation's request id, for people
+    deadline: int  # epoch ms: the claim ends with the invocation that took it
+    claimed_at: str
+    handed_back: str  # why the alert was given up for the next delivery
+    sent_at: str
+    message_id: str
+
+
+class FindingEntry(TypedDict, total=False):
+    rule: str
+    severity: str
+    description: str
+
+
+class AuditItem(TypedDict, total=False):
+    """An audit item as stored: every attribute optional but the keys (unknowns are left out)."""
+
+    event_id: str
+    kind: str  # "event" or "rejected"
+    event_name: str
+    event_type: str
+    event_time: str
+    time_key: str
+    day: str
+    event_source: str
+    region: str
+    account_id: str
+    read_only: bool
+    error_code: str
+    error_message: str
+    secret_name: str
+    secret_arn: str
+    principal: str
+    principal_name: str
+    caller: dict[str, Any]
+    source: dict[str, Any]
+    request: dict[str, Any]
+    facts: dict[str, bool]
+    findings: list[FindingEntry]
+    severity: str
+    alerts: dict[str, AlertEntry]
+    rule_0: str
+    rule_1: str
+    rule_2: str
+    route: str
+    recorded_at: str
+    expires_at: int
+    request_id: str
+    shared_event_id: str
+    event_version: str
+    warnings: list[str]
+    rule_errors: list[str]
+    enrichment: dict[str, Any]
+    bounded: list[str]  # attributes cut to fit DynamoDB's limits
+    storage_error: str  # why only a small item could be kept
+    error: str  # a rejected record's reason
+    raw: str  # a rejected record's raw input, redacted, cut by bytes
+    raw_bytes: int
+    raw_truncated: bool
+
+
 # ---------------------------------------------------------------------------------------------
 # Keys and ids
 
@@ -132,8 +204,8 @@ def build_item(
     route: str,
     retention_days: int,
     now: datetime,
-    alerts: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:
+    alerts: Mapping[str, AlertEntry] | None = None,
+) -> AuditItem:
     """The audit item for one record: metadata only, never a secret value, bounded in bytes.
 
     ``alerts`` gives each finding's alert entry; a finding without one is recorded as "retry"
@@ -164,10 +236,8 @@ def build_item(
         )
         given = alerts or {}
         item["alerts"] = {
-            f.rule_id: dict(
-                given.get(f.rule_id)
-                or {"state": RETRY, "alert_id": alert_id(record.event_id, f.rule_id)}
-            )
+            f.rule_id: given.get(f.rule_id)
+            or AlertEntry(state="retry", alert_id=alert_id(record.event_id, f.rule_id))
             for f in evaluation.findings
         }
         for slot, finding in zip(RULE_SLOTS, evaluation.findings, strict=False):
@@ -175,12 +245,12 @@ def build_item(
     return bounded(_compact(item))
 
 
-def bounded(item: Mapping[str, Any]) -> dict[str, Any]:
+def bounded(item: Mapping[str, Any]) -> AuditItem:
     """``item`` within DynamoDB's limits; the paths that had to be cut are listed in it."""
     result, cut = bounds.bound(item, keys=KEY_LIMITS, limits=TEXT_LIMITS)
     if cut:
         result["bounded"] = sorted(set(cut))
-    return dict(result)
+    return cast("AuditItem", result)
 
 
 def request_dict(record: CloudTrailRecord) -> dict[str, Any]:
@@ -222,7 +292,7 @@ def _policy_text(policy: Mapping[str, Any] | None) -> str | None:
 
 def rejected_item(
     item_id: str, error: str, raw: Any, *, route: str, retention_days: int, now: datetime
-) -> dict[str, Any]:
+) -> AuditItem:
     """A failure record: the raw input is kept (redacted, cut by bytes) so it can be fixed and
     replayed, never dropped."""
     text = raw_text(raw)
@@ -262,7 +332,7 @@ def raw_text(raw: Any) -> str:
     return dumps(redact(raw), sort_keys=True)
 
 
-def storage_failure_item(item: Mapping[str, Any], reason: str) -> dict[str, Any]:
+def storage_failure_item(item: Mapping[str, Any], reason: str) -> AuditItem:
     """What is kept when DynamoDB refuses an item even after bounding: its keys, its findings
     and alert claims (so no alert is lost) and the reason, nothing caller-sized."""
     kept = {
