@@ -33,6 +33,7 @@ from botocore.exceptions import (
 )
 
 from cli import audit_view as view
+from cli.errors import UsageError
 from cli.output import colour_severity, render_table, safe, use_colour
 from cli.timewindow import parse_time
 from shared.audit import query as q
@@ -141,20 +142,14 @@ def _positive(text: str) -> int:
     return value
 
 
-def _usage(message: str) -> Exception:
-    from cli.main import UsageError  # noqa: PLC0415 — cli.main imports this module
-
-    return UsageError(message)
-
-
 def _window(args: argparse.Namespace, now: datetime) -> tuple[datetime | None, datetime | None]:
     try:
         since = parse_time(args.since, now) if args.since else None
         until = parse_time(args.until, now, end_of_day=True) if args.until else None
     except ValueError as exc:
-        raise _usage(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
     if since and until and since > until:
-        raise _usage("--since is after --until")
+        raise UsageError("--since is after --until")
     return since, until
 
 
@@ -163,7 +158,7 @@ def _filters(args: argparse.Namespace, now: datetime) -> q.Filters:
     try:
         principal = q.principal_lookup(args.principal) if args.principal else None
     except ValueError as exc:
-        raise _usage(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
     return q.Filters(
         secret=q.secret_name(args.secret) if args.secret else None,
         principal=principal,
@@ -213,7 +208,7 @@ def _table_name(args: argparse.Namespace) -> str:
         return _table_from_stack(args, str(stack))
     if os.environ.get(TABLE_ENV):
         return os.environ[TABLE_ENV]
-    raise _usage(f"no audit table: pass --table, --stack or set {TABLE_ENV}")
+    raise UsageError(f"no audit table: pass --table, --stack or set {TABLE_ENV}")
 
 
 def _table_from_stack(args: argparse.Namespace, stack: str) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.local_stack import LocalStack, create_stack, local_account, start_moto_server
+from cli.main import main as secretwatch
 from cli.output import render_table, safe
 from shared.observability import quiet_service_telemetry
 
@@ -368,10 +369,8 @@ def _show_alerts(
 
 def _run_cli(argv: list[str]) -> None:
     """Run a real `secretwatch` command in this process, as a user would type it."""
-    from cli.main import main  # noqa: PLC0415 — avoids an import cycle with cli.main
-
     print("   $ secretwatch " + " ".join(shlex.quote(a) for a in argv))
-    status = main(argv)
+    status = secretwatch(argv)
     if status != 0:
         print(f"   (exit status {status})")
 

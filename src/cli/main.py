@@ -1,25 +1,41 @@
 """The ``secretwatch`` command: one entry point, subcommands in their own modules.
 
-Exit status everywhere: 0 success, 1 something was rejected or failed, 2 usage error.
-No traceback ever reaches the user (set SECRETWATCH_DEBUG=1 to see one).
+Only the module of the subcommand being run is imported: ``secretwatch evaluate`` and
+``secretwatch rules`` never load boto3. The top-level ``--help`` lists the commands from the
+static table below. Exit statuses follow ``cli.errors``: 0 success, 1 something was rejected or
+failed, 2 a usage or configuration problem. No traceback ever reaches the user (set
+SECRETWATCH_DEBUG=1 to see one).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
-from cli.output import safe
-from shared.errors import ConfigError, RuleConfigError, SecretwatchError
+from cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, UsageError, error_line, exit_status
+from shared.errors import SecretwatchError
+from shared.text import escape
 
-EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(SecretwatchError):
-    """A bad option or argument: exit status 2."""
+# name → (module, one line of help). Each module's register() adds its parser with the same
+# help (a test holds them together).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "evaluate": ("cli.evaluate", "evaluate event files against the rules, offline"),
+    "rules": ("cli.rules_cmd", "list the rules, or test them against rule cases"),
+    "demo": ("cli.demo", "run the whole pipeline locally against a moto server (no AWS account)"),
+    "audit": (
+        "cli.audit_cmd",
+        "search the audit table: by secret, principal, rule, severity, event, time",
+    ),
+    "replay": (
+        "cli.replay",
+        "backfill the audit table from CloudTrail log files (local or S3)",
+    ),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,41 +44,47 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from cli import audit_cmd, demo, evaluate, replay, rules_cmd  # noqa: PLC0415 — subcommands load on demand
+def selected_command(argv: Sequence[str]) -> str | None:
+    """The subcommand argv names: its first word that is not an option (the top level takes no
+    option with a value, so that word is the command)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: the chosen subcommand in full, the others by name and help only.
+
+    Without ``argv`` every subcommand is loaded (for tests and tools that inspect the parser).
+    """
     parser = _Parser(
         prog="secretwatch",
         description="Alerting and audit for AWS Secrets Manager: who did what to which secret.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands: Any = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    evaluate.register(commands)
-    rules_cmd.register(commands)
-    demo.register(commands)
-    audit_cmd.register(commands)
-    replay.register(commands)
+    wanted = set(COMMANDS) if argv is None else {selected_command(argv)}
+    for name, (module_name, help_text) in COMMANDS.items():
+        if name in wanted:
+            importlib.import_module(module_name).register(commands)
+        else:
+            commands.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        args = build_parser(arguments).parse_args(arguments)
         status: int = args.handler(args)
         return status
-    except UsageError as exc:
-        print(f"secretwatch: error: {safe(exc)}", file=sys.stderr)
-        return EXIT_USAGE
-    except (RuleConfigError, ConfigError) as exc:
-        print(f"secretwatch: {safe(exc)}", file=sys.stderr)
-        return EXIT_USAGE
     except SecretwatchError as exc:
-        print(f"secretwatch: {safe(exc)}", file=sys.stderr)
-        return EXIT_REJECTED
+        print(error_line(exc), file=sys.stderr)
+        return exit_status(exc)
     except KeyboardInterrupt:
         print("secretwatch: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader (e.g. `| head`) went away: not an error worth a message.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -72,11 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("SECRETWATCH_DEBUG"):
             traceback.print_exc()
         print(
-            f"secretwatch: internal error: {type(exc).__name__}: {safe(exc)} "
+            f"secretwatch: internal error: {type(exc).__name__}: {escape(exc)} "
             "(set SECRETWATCH_DEBUG=1 for details)",
             file=sys.stderr,
         )
-        return EXIT_REJECTED
+        return EXIT_FAILURE
 
 
 def run() -> None:

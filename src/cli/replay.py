@@ -40,6 +40,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
+from cli.errors import UsageError
 from cli.output import render_table, safe
 from cli.timewindow import in_window, parse_time
 from shared.audit.store import AuditStore
@@ -126,8 +127,6 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli.main import UsageError  # noqa: PLC0415 — cli.main imports this module on demand
-
     since, until = _window(args)
     if args.topic_arn and not args.notify:
         raise UsageError("--topic-arn needs --notify")
@@ -166,8 +165,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
     """--since and --until, read once with the meaning every command shares."""
-    from cli.main import UsageError  # noqa: PLC0415 — cli.main imports this module
-
     now = datetime.now(UTC)
     try:
         since = parse_time(args.since, now) if args.since else None
@@ -220,8 +217,6 @@ def walk_local(path: Path) -> list[Path]:
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
-    from cli.main import UsageError  # noqa: PLC0415
-
     bucket, _, prefix = url.removeprefix("s3://").partition("/")
     if not url.startswith("s3://") or not bucket:
         raise UsageError(f"not an S3 URL: {url!r} (expected s3://bucket/prefix)")

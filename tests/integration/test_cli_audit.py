@@ -22,7 +22,8 @@ from botocore.exceptions import ClientError
 
 from cli import audit_cmd
 from cli import audit_view as view
-from cli.main import UsageError, build_parser, main
+from cli.errors import error_line, exit_status
+from cli.main import build_parser, main
 from shared.audit import query as q
 from shared.audit.items import AuditItem, build_item
 from shared.audit.store import AuditStore
@@ -105,12 +106,9 @@ class Cli:
         self.capsys.readouterr()  # what came before (the pipeline's logs) is not ours
         try:
             status: int = args.handler(args)
-        except UsageError as exc:
-            print(f"secretwatch: error: {exc}", file=sys.stderr)
-            status = 2
-        except SecretwatchError as exc:
-            print(f"secretwatch: {exc}", file=sys.stderr)
-            status = 1
+        except SecretwatchError as exc:  # as the real entry point reports it
+            print(error_line(exc), file=sys.stderr)
+            status = exit_status(exc)
         captured = self.capsys.readouterr()
         return status, captured.out, captured.err
 
