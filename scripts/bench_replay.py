@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
+from cli.aws import Aws  # noqa: E402
 from cli.local_stack import create_stack, start_moto_server  # noqa: E402
 from cli.replay import ReplayOptions, Totals, replay  # noqa: E402
 from scripts.bench import sample_records  # noqa: E402
@@ -65,11 +66,12 @@ class CallMeter:
         self.calls: Counter[str] = Counter()
         self.seconds: dict[str, float] = {}
 
-    def session(self) -> boto3.Session:
+    def aws(self, endpoint: str) -> Aws:
+        """The command line's AWS layer over a session whose every call is counted."""
         session = boto3.Session(region_name=REGION)
         session.events.register("before-call.*.*", self._before, unique_id="bench-replay-before")
         session.events.register("after-call.*.*", self._after, unique_id="bench-replay-after")
-        return session
+        return Aws(session=session, endpoint_url=endpoint)
 
     def _before(self, model: Any, context: dict[str, Any], **_: Any) -> None:
         self.calls[model.name] += 1
@@ -91,11 +93,11 @@ def run(records: int = 100_000) -> dict[str, Any]:
         ruleset = load_rules()
         with tempfile.TemporaryDirectory() as tmp:
             files = write_log_files(Path(tmp), records)
-            options = ReplayOptions(sources=(tmp,), table=stack.table_name, endpoint_url=endpoint)
+            options = ReplayOptions(sources=(tmp,), table=stack.table_name)
             first_calls, second_calls = CallMeter(), CallMeter()
             with quiet_service_telemetry():
-                first = replay(options, first_calls.session(), ruleset)
-                second = replay(options, second_calls.session(), ruleset)
+                first = replay(options, first_calls.aws(endpoint), ruleset)
+                second = replay(options, second_calls.aws(endpoint), ruleset)
     finally:
         server.stop()
     return {

@@ -14,25 +14,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    ProfileNotFound,
-)
+from botocore.exceptions import ClientError
 
 from cli import audit_view as view
+from cli import aws
 from cli.errors import UsageError
 from cli.output import colour_severity, render_table, safe, use_colour
 from cli.timewindow import parse_time
@@ -44,13 +35,13 @@ from shared.narrate import sentence
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-TABLE_ENV = "SECRETWATCH_TABLE"
-STACK_OUTPUT = "AuditTableName"
-ACCESS_CODES = {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException"}
+# Refusals that mean "this caller may not read the table" for the audit command's message; an
+# unrecognised client (a token no account knows) gets the same hint, as it always has here.
+ACCESS_CODES = aws.ACCESS_DENIED_CODES | {"UnrecognizedClientException"}
 FORMATS = ("table", "json", "csv")
 LIST_WIDTHS = (20, 28, 40, 32, 16, 8, 40, 24, 40)
 
-ClientFactory = Callable[[argparse.Namespace], Any]
+ClientFactory = Callable[[argparse.Namespace], "DynamoDBClient"]
 
 
 class AuditError(SecretwatchError):
@@ -92,12 +83,9 @@ def register(commands: Any) -> None:
 
 def _common_options() -> argparse.ArgumentParser:
     """Options every audit action takes, before or after the action (hence SUPPRESS)."""
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    common.add_argument("--table", metavar="NAME", help=f"audit table name (or ${TABLE_ENV})")
-    common.add_argument("--stack", metavar="NAME", help="read the table from this stack's outputs")
-    common.add_argument("--region", metavar="REGION", help="AWS Region")
-    common.add_argument("--profile", metavar="PROFILE", help="AWS CLI profile")
-    common.add_argument("--endpoint-url", metavar="URL", help="DynamoDB endpoint (local testing)")
+    common = argparse.ArgumentParser(
+        add_help=False, argument_default=argparse.SUPPRESS, parents=[aws.options()]
+    )
     common.add_argument(
         "--format",
         choices=(*FORMATS, "text"),
@@ -182,94 +170,38 @@ class Connection:
     region: str
 
 
-def _session(args: argparse.Namespace) -> boto3.Session:
-    return boto3.Session(
-        profile_name=getattr(args, "profile", None), region_name=getattr(args, "region", None)
-    )
+def connect(args: argparse.Namespace, layer: aws.Aws) -> Connection:
+    """The DynamoDB client and the table name, from the options and the environment.
 
-
-def _client(args: argparse.Namespace, service: str) -> Any:
-    return _session(args).client(service, endpoint_url=getattr(args, "endpoint_url", None))  # type: ignore[call-overload]
-
-
-def connect(args: argparse.Namespace, make_client: ClientFactory | None = None) -> Connection:
-    """The DynamoDB client and the table name, from the options and the environment."""
-    client = (make_client or (lambda a: _client(a, "dynamodb")))(args)
-    table = _table_name(args)
+    ``args.client_factory`` (tests) replaces the layer's DynamoDB client, e.g. with a recorder.
+    """
+    table = aws.require_table(args, layer)
+    factory: ClientFactory | None = getattr(args, "client_factory", None)
+    client = factory(args) if factory is not None else layer.client("dynamodb")
     return Connection(client, table, str(client.meta.region_name))
 
 
-def _table_name(args: argparse.Namespace) -> str:
-    table = getattr(args, "table", None)
-    if table:
-        return str(table)
-    stack = getattr(args, "stack", None)
-    if stack:
-        return _table_from_stack(args, str(stack))
-    if os.environ.get(TABLE_ENV):
-        return os.environ[TABLE_ENV]
-    raise UsageError(f"no audit table: pass --table, --stack or set {TABLE_ENV}")
-
-
-def _table_from_stack(args: argparse.Namespace, stack: str) -> str:
-    cloudformation = _client(args, "cloudformation")
-    region = cloudformation.meta.region_name
-    try:
-        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ValidationError":
-            raise AuditError(
-                f"stack {stack} not found in {region} (check --stack/--region)"
-            ) from exc
-        raise
-    for output in stacks[0].get("Outputs", []) if stacks else []:
-        if output.get("OutputKey") == STACK_OUTPUT:
-            return str(output["OutputValue"])
-    raise AuditError(f"stack {stack} in {region} has no {STACK_OUTPUT} output")
-
-
-@contextmanager
-def aws_errors(args: argparse.Namespace, connection: list[Connection]) -> Iterator[None]:
-    """AWS failures → one clear line each (exit 1); never a traceback."""
-    try:
-        yield
-    except ClientError as exc:
-        raise _client_error(exc, connection[0] if connection else None) from exc
-    except NoCredentialsError as exc:
-        raise AuditError(
-            "no AWS credentials: run `aws configure` or `aws sso login`, set AWS_PROFILE or "
-            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or pass --profile"
-        ) from exc
-    except ProfileNotFound as exc:
-        raise AuditError(f"AWS profile {getattr(args, 'profile', '?')} not found") from exc
-    except NoRegionError as exc:
-        raise AuditError("no AWS Region: pass --region or set AWS_REGION") from exc
-    except EndpointConnectionError as exc:
-        raise AuditError(f"cannot reach {exc.kwargs.get('endpoint_url', 'AWS')}") from exc
-    except BotoCoreError as exc:
-        raise AuditError(f"AWS call failed: {exc}") from exc
-
-
-def _client_error(exc: ClientError, conn: Connection | None) -> AuditError:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", "?"))
-    table = conn.table if conn else "?"
-    if code == "ResourceNotFoundException" and conn is not None:
-        return AuditError(
-            f"audit table {table} not found in {conn.region} (check --table/--stack/--region)"
+def _explain(exc: ClientError, conn: Connection | None) -> str | None:
+    """The audit command's own words for a refused call on its table; None: the layer's."""
+    code = aws.error_code(exc)
+    if conn is None:
+        return None
+    if code in aws.NOT_FOUND_CODES:
+        return (
+            f"audit table {conn.table} not found in {conn.region} (check --table/--stack/--region)"
         )
     if code in ACCESS_CODES:
-        return AuditError(
+        return (
             f"access denied ({code}): the caller needs dynamodb:Query/GetItem on the table "
-            f"{table} and its indexes"
+            f"{conn.table} and its indexes"
         )
-    return AuditError(f"{exc.operation_name} failed: {code}: {error.get('Message', '')}")
+    return None
 
 
 def _connected(args: argparse.Namespace, work: Callable[[Connection], int]) -> int:
     holder: list[Connection] = []
-    with aws_errors(args, holder):
-        holder.append(connect(args, getattr(args, "client_factory", None)))
+    with aws.aws_errors(lambda exc: _explain(exc, holder[0] if holder else None)):
+        holder.append(connect(args, aws.Aws.from_args(args)))
         return work(holder[0])
 
 

@@ -91,6 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 — the last line of defence against tracebacks
+        if type(exc).__module__.startswith("botocore."):
+            # An AWS error no command translated: botocore is loaded already, so the layer
+            # costs nothing here, and the one exit policy holds even so.
+            from cli.aws import translate  # noqa: PLC0415 — never load boto3 for other commands
+
+            failure = translate(exc)
+            print(error_line(failure), file=sys.stderr)
+            return exit_status(failure)
         if os.environ.get("SECRETWATCH_DEBUG"):
             traceback.print_exc()
         print(

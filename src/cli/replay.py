@@ -13,14 +13,14 @@ writes nothing.
 
 Output: the summary on stdout (with ``--dry-run`` the findings go to stdout and the summary to
 stderr, so ``| jq`` works); one stderr line per file that cannot be read and per rejected record;
-on a terminal, a progress line on stderr. Exit status: 0, or 1 when a file failed or a record was
-rejected, 2 for a usage error.
+on a terminal, a progress line on stderr. Exit status: 0; 1 when a file failed, a record was
+rejected or AWS refused; 2 for a usage or configuration problem (a bad option, no Region, an
+unknown profile, no table).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import Counter
@@ -30,21 +30,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import boto3
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    ProfileNotFound,
-)
+from botocore.exceptions import ClientError
 
+from cli import aws
 from cli.errors import UsageError
 from cli.output import render_table, safe
 from cli.timewindow import in_window, parse_time
 from shared.audit.store import AuditStore
-from shared.clients import BOTO_CONFIG
 from shared.deliver import Notifier
 from shared.enrich import Enricher
 from shared.envelopes import ReadItem, read_bytes
@@ -59,7 +51,6 @@ from shared.text import dumps
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-ENV_TABLE = "SECRETWATCH_TABLE"
 LOG_SUFFIXES = (".json", ".json.gz")
 DIGEST_FOLDER = "CloudTrail-Digest"
 PROGRESS_INTERVAL = 0.1  # seconds: at most ten progress updates a second
@@ -68,7 +59,7 @@ RETENTION_DAYS = Settings(table_name="-", topic_arn="-").retention_days
 
 
 class ReplayError(SecretwatchError):
-    """The replay cannot start (no table, no credentials, ...): exit status 1."""
+    """The replay cannot start: the audit table cannot be used (exit status 1)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,6 +69,7 @@ class ReplayError(SecretwatchError):
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "replay",
+        parents=[aws.options()],
         help="backfill the audit table from CloudTrail log files (local or S3)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -88,14 +80,6 @@ def register(commands: Any) -> None:
         metavar="SOURCE",
         help="CloudTrail log file, folder (read recursively) or s3://bucket/prefix",
     )
-    target = parser.add_mutually_exclusive_group()
-    target.add_argument("--table", metavar="NAME", help=f"audit table (default: ${ENV_TABLE})")
-    target.add_argument(
-        "--stack", metavar="NAME", help="read the table (and topic) from this stack's outputs"
-    )
-    parser.add_argument("--region", metavar="R", help="AWS region (as the AWS CLI)")
-    parser.add_argument("--profile", metavar="P", help="AWS named profile (as the AWS CLI)")
-    parser.add_argument("--endpoint-url", metavar="URL", help="custom endpoint (e.g. moto)")
     parser.add_argument(
         "--rules", metavar="FILE", help="rule file (YAML or JSON) replacing the defaults"
     )
@@ -136,28 +120,27 @@ def run(args: argparse.Namespace) -> int:
         if source.startswith("s3://"):
             parse_s3_url(source)  # a malformed URL is a usage error, before any AWS call
     ruleset = load_rules(args.rules)  # a bad rule file fails here, before any file is read
-    session = make_session(args.profile, args.region)
-    table, topic_arn = None, None
-    if not args.dry_run:
-        table, topic_arn = resolve_targets(args, session)
-        if table is None:
-            raise UsageError(
-                f"no audit table: give --table NAME or --stack NAME, or set {ENV_TABLE}"
-            )
-        if args.notify and topic_arn is None:
-            raise UsageError("--notify needs --topic-arn ARN (or --stack NAME)")
-    options = ReplayOptions(
-        sources=tuple(args.sources),
-        table=table,
-        topic_arn=topic_arn if args.notify else None,
-        endpoint_url=args.endpoint_url,
-        dry_run=args.dry_run,
-        since=since,
-        until=until,
-        enrich=args.enrich,
-    )
-    with quiet_service_telemetry():
-        totals = replay(options, session, ruleset, progress=sys.stderr.isatty())
+    layer = aws.Aws.from_args(args)
+    with aws.aws_errors():
+        layer.session  # noqa: B018 — an unknown --profile is a usage error before any file is read
+        table, topic_arn = None, None
+        if not args.dry_run:
+            table, topic_arn = resolve_targets(args, layer)
+            if table is None:
+                raise UsageError(aws.NO_TABLE)
+            if args.notify and topic_arn is None:
+                raise UsageError("--notify needs --topic-arn ARN (or --stack NAME)")
+        options = ReplayOptions(
+            sources=tuple(args.sources),
+            table=table,
+            topic_arn=topic_arn if args.notify else None,
+            dry_run=args.dry_run,
+            since=since,
+            until=until,
+            enrich=args.enrich,
+        )
+        with quiet_service_telemetry():
+            totals = replay(options, layer, ruleset, progress=sys.stderr.isatty())
     summary_stream = sys.stderr if args.dry_run else sys.stdout
     print(format_summary(totals, dry_run=args.dry_run, notify=args.notify), file=summary_stream)
     return 1 if totals.failed else 0
@@ -233,8 +216,8 @@ def iter_s3(s3: S3Client, url: str) -> Iterator[LogFile | SourceError]:
                 key = entry["Key"]
                 if is_log_file(key.split("/")):
                     yield LogFile(f"s3://{bucket}/{key}", _s3_reader(s3, bucket, key))
-    except (ClientError, BotoCoreError) as exc:
-        yield SourceError(url, f"cannot list the objects: {aws_error(exc)}")
+    except aws.AWS_ERRORS as exc:
+        yield SourceError(url, f"cannot list the objects: {aws.describe(exc)}")
 
 
 def _s3_reader(s3: S3Client, bucket: str, key: str) -> Callable[[], bytes]:
@@ -273,77 +256,23 @@ def iter_sources(
 
 
 # ---------------------------------------------------------------------------------------------
-# AWS session, targets and errors
+# Targets
 
 
-def make_session(profile: str | None, region: str | None) -> boto3.Session:
-    try:
-        return boto3.Session(profile_name=profile, region_name=region)
-    except ProfileNotFound as exc:
-        raise ConfigError(f"AWS profile {profile!r} not found ({exc})") from exc
-
-
-def client(session: boto3.Session, service: str, endpoint_url: str | None) -> Any:
-    try:
-        return session.client(service, endpoint_url=endpoint_url, config=BOTO_CONFIG)  # type: ignore[call-overload]
-    except NoRegionError as exc:
-        raise ConfigError("no AWS region: pass --region or set AWS_REGION") from exc
-
-
-def aws_error(exc: Exception) -> str:
-    """One human line for an AWS failure, chosen by error code (never by message text)."""
-    if isinstance(exc, NoCredentialsError):
-        return "no AWS credentials found (configure them, or pass --profile)"
-    if isinstance(exc, EndpointConnectionError):
-        return f"cannot reach the endpoint ({exc.kwargs.get('endpoint_url', '?')})"
-    if not isinstance(exc, ClientError):
-        return type(exc).__name__
-    code = _code(exc)
-    if code == "ResourceNotFoundException":
-        return f"not found ({code})"
-    if code == "NoSuchBucket":
-        return f"the bucket does not exist ({code})"
-    if code in {"AccessDenied", "AccessDeniedException", "403"}:
-        return f"access denied ({code})"
-    if code in {"NoSuchKey", "404"}:
-        return f"the object does not exist ({code})"
-    if code in {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId"}:
-        return f"the AWS credentials are not valid ({code})"
-    return code
-
-
-def _code(exc: Exception) -> str:
-    if not isinstance(exc, ClientError):
-        return type(exc).__name__
-    return str(exc.response.get("Error", {}).get("Code") or "UnknownError")
-
-
-def resolve_targets(
-    args: argparse.Namespace, session: boto3.Session
-) -> tuple[str | None, str | None]:
+def resolve_targets(args: argparse.Namespace, layer: aws.Aws) -> tuple[str | None, str | None]:
     """(table, topic ARN) from --table/--topic-arn, the stack's outputs, or $SECRETWATCH_TABLE."""
-    table, topic = args.table, args.topic_arn
-    if args.stack:
-        outputs = stack_outputs(client(session, "cloudformation", args.endpoint_url), args.stack)
-        table = outputs.get("AuditTableName")
-        if table is None:
-            raise ReplayError(f"stack {args.stack!r} has no output AuditTableName")
-        topic = topic or outputs.get("AlertTopicArn")
-    return table or os.environ.get(ENV_TABLE) or None, topic
-
-
-def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
-    try:
-        response = cloudformation.describe_stacks(StackName=stack)
-    except (ClientError, BotoCoreError) as exc:
-        raise ReplayError(f"cannot read stack {stack!r}: {aws_error(exc)}") from exc
-    stacks = response.get("Stacks") or [{}]
-    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    table = aws.table_name(args, layer)
+    topic = args.topic_arn
+    stack = getattr(args, "stack", None)
+    if stack and topic is None:
+        topic = layer.stack_outputs(stack).get(aws.TOPIC_OUTPUT)
+    return table, topic
 
 
 def check_table(dynamodb: Any, table: str) -> None:
     """Fail early, with one line, if the table cannot be used: with the permission replay needs
-    anyway (BatchGetItem), not DescribeTable."""
+    anyway (BatchGetItem), not DescribeTable. Missing credentials or an unreachable endpoint are
+    not about the table: they reach ``aws_errors`` and get its line."""
     try:
         dynamodb.batch_get_item(
             RequestItems={
@@ -353,14 +282,14 @@ def check_table(dynamodb: Any, table: str) -> None:
                 }
             }
         )
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
         hint = (
             " (check --table/--stack and --region)"
-            if _code(exc) == "ResourceNotFoundException"
+            if aws.error_code(exc) in aws.NOT_FOUND_CODES
             else ""
         )
         region = dynamodb.meta.region_name
-        raise ReplayError(f"audit table {table!r} in {region}: {aws_error(exc)}{hint}") from exc
+        raise ReplayError(f"audit table {table!r} in {region}: {aws.describe(exc)}{hint}") from exc
 
 
 class NullEnricher:
@@ -379,7 +308,6 @@ class ReplayOptions:
     sources: tuple[str, ...]
     table: str | None = None
     topic_arn: str | None = None  # set: publish alerts (--notify)
-    endpoint_url: str | None = None
     dry_run: bool = False
     since: datetime | None = None
     until: datetime | None = None
@@ -435,7 +363,7 @@ class Totals:
 
 def replay(
     options: ReplayOptions,
-    session: boto3.Session,
+    layer: aws.Aws,
     ruleset: RuleSet,
     *,
     progress: bool = False,
@@ -445,13 +373,11 @@ def replay(
     """Replay every source's files, one at a time; per-file failures are reported, not raised."""
     out, err = out or sys.stdout, err or sys.stderr
     started = time.monotonic()
-    pipeline = build_pipeline(options, session, ruleset, make_enricher(options, session))
-    s3_client: list[S3Client] = []
+    pipeline = build_pipeline(options, layer, ruleset, make_enricher(options, layer))
 
     def s3() -> S3Client:
-        if not s3_client:
-            s3_client.append(client(session, "s3", options.endpoint_url))
-        return s3_client[0]
+        s3_client: S3Client = layer.client("s3")
+        return s3_client
 
     files, known = iter_sources(options.sources, s3)
     totals = Totals(files_total=known)
@@ -485,19 +411,19 @@ def replay(
     return totals
 
 
-def make_enricher(options: ReplayOptions, session: boto3.Session) -> EnricherPort:
+def make_enricher(options: ReplayOptions, layer: aws.Aws) -> EnricherPort:
     """No look-ups unless --enrich: today's tags must not be attributed to old events."""
     if not options.enrich:
         return NullEnricher()
     return Enricher(
-        client(session, "secretsmanager", options.endpoint_url),
-        client(session, "iam", options.endpoint_url),
+        layer.client("secretsmanager"),
+        layer.client("iam"),
         None,
     )
 
 
 def build_pipeline(
-    options: ReplayOptions, session: boto3.Session, ruleset: RuleSet, enricher: EnricherPort
+    options: ReplayOptions, layer: aws.Aws, ruleset: RuleSet, enricher: EnricherPort
 ) -> Pipeline:
     """The Lambda functions' pipeline over the table; without a store (--dry-run) it only
     decides."""
@@ -505,11 +431,11 @@ def build_pipeline(
     if not options.dry_run:
         if options.table is None:
             raise ConfigError("no audit table")
-        dynamodb = client(session, "dynamodb", options.endpoint_url)
+        dynamodb = layer.client("dynamodb")
         check_table(dynamodb, options.table)
         store = AuditStore(dynamodb, options.table)
         if options.topic_arn is not None:
-            notifier = Notifier(client(session, "sns", options.endpoint_url), options.topic_arn)
+            notifier = Notifier(layer.client("sns"), options.topic_arn)
     return Pipeline(
         ruleset=ruleset,
         enricher=enricher,
@@ -527,8 +453,8 @@ def read_file(entry: LogFile, totals: Totals, console: Console) -> list[ReadItem
         problem = str(exc)
     except OSError as exc:
         problem = f"cannot read the file: {exc.strerror or exc}"
-    except (ClientError, BotoCoreError) as exc:
-        problem = f"cannot read the object: {aws_error(exc)}"
+    except aws.AWS_ERRORS as exc:
+        problem = f"cannot read the object: {aws.describe(exc)}"
     else:
         totals.files_read += 1
         totals.records += len(items)

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from cli import audit_cmd
 from cli import audit_view as view
+from cli.aws import Aws
 from cli.errors import error_line, exit_status
 from cli.main import build_parser, main
 from shared.audit import query as q
@@ -92,7 +92,7 @@ class Cli:
         return [name for recorder in self.recorders for name in recorder.indexes]
 
     def wrap(self, args: argparse.Namespace) -> Recorder:
-        real = audit_cmd._client(args, "dynamodb")
+        real = Aws.from_args(args).client("dynamodb")
         recorder = Recorder(real, self.fail_with)
         self.recorders.append(recorder)
         return recorder
@@ -664,8 +664,12 @@ def test_missing_profile_is_one_line(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     # WHEN naming a profile that is not there
     status, _, err = cli("--secret", "x", "--profile", "ghost")
-    # THEN exit 1 and one line
-    assert (status, err) == (1, "secretwatch: AWS profile ghost not found\n")
+    # THEN exit 2 (the user fixes it with an option) and one line
+    assert (status, err) == (
+        2,
+        "secretwatch: error: AWS profile ghost not found: check --profile or AWS_PROFILE "
+        "(`aws configure list-profiles` lists them)\n",
+    )
 
 
 def test_unreachable_endpoint_is_one_line(

@@ -423,11 +423,11 @@ def test_missing_credentials_is_one_line(
         "--endpoint-url",
         server.stack.endpoint_url or "",
     )
-    # THEN one line says so
+    # THEN one line says so, in the words every command uses
     assert status == 1
     assert err.splitlines() == [
-        f"secretwatch: audit table '{server.stack.table_name}' in {REGION}: "
-        "no AWS credentials found (configure them, or pass --profile)"
+        "secretwatch: no AWS credentials: run `aws configure` or `aws sso login`, set "
+        "AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or pass --profile"
     ]
 
 

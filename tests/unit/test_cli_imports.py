@@ -19,7 +19,7 @@ from tests.conftest import build_raw
 
 ROOT = Path(__file__).resolve().parents[2]
 AWS_PACKAGES = ("boto3", "botocore", "s3transfer", "moto")
-COMMAND_MODULES = {module for module, _ in COMMANDS.values()} | {"cli.local_stack"}
+COMMAND_MODULES = {module for module, _ in COMMANDS.values()} | {"cli.aws", "cli.local_stack"}
 
 # Runs `secretwatch ARGS` and prints, on the last line of stderr, the modules loaded by then.
 WRAPPER = """
@@ -92,13 +92,13 @@ def test_offline_commands_never_import_aws_libraries(
     assert modules & COMMAND_MODULES == ({module} if module else set())
 
 
-def test_an_aws_command_loads_its_module_and_boto3() -> None:
+def test_an_aws_command_loads_its_module_and_the_aws_layer() -> None:
     # GIVEN / WHEN `audit --help` runs: the control for the tests above (they could fail)
     status, modules = loaded("audit", "--help")
-    # THEN the AWS libraries are there, and no other command's module
+    # THEN the AWS libraries and the layer are there, and no other command's module
     assert status == 0
     assert {"boto3", "botocore"} <= top_level(modules)
-    assert modules & COMMAND_MODULES == {"cli.audit_cmd"}
+    assert modules & COMMAND_MODULES == {"cli.audit_cmd", "cli.aws"}
 
 
 def test_the_static_command_table_matches_what_each_command_registers() -> None:

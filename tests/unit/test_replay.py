@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
 
+from cli.aws import describe as aws_error
 from cli.main import main
 from cli.replay import (
     Console,
     LogFile,
     Totals,
-    aws_error,
     format_findings,
     format_progress,
     format_summary,
@@ -228,7 +228,7 @@ def test_usage_errors_exit_2(
             client_error("NoSuchKey"),
             "cannot read the object: the object does not exist (NoSuchKey)",
         ),
-        (NoCredentialsError(), "cannot read the object: no AWS credentials found"),
+        (NoCredentialsError(), "cannot read the object: no AWS credentials: "),
         (PermissionError(13, "Permission denied"), "cannot read the file: Permission denied"),
     ],
 )
