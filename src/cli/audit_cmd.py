@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 ACCESS_CODES = aws.ACCESS_DENIED_CODES | {"UnrecognizedClientException"}
 FORMATS = ("table", "json", "csv")
 LIST_WIDTHS = (20, 28, 40, 32, 16, 8, 40, 24, 40)
+TAIL_FIELDS = frozenset({"principal"})  # an ARN says the most at its end
 
 ClientFactory = Callable[[argparse.Namespace], "DynamoDBClient"]
 
@@ -297,6 +298,7 @@ def print_rows(
         [[row[f] for f in fields] for row in rows],
         max_widths=widths,
         colour_column=colour_at,
+        keep_end=[i for i, f in enumerate(fields) if f in TAIL_FIELDS],
     )
     if not rows:
         print("(no records)")

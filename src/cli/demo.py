@@ -115,6 +115,7 @@ def _demo(endpoint: str, events_dir: Path, region: str) -> int:
         ["ROUTE", "PAYLOAD", "EVENT", "SECRET", "WHO", "FINDINGS"],
         rows,
         max_widths=[11, 44, 28, 34, 32, 70],
+        keep_end=(1, 4),
     )
     print(
         f"\n   EventBridge: {len(filtered)} payloads matched no rule and were never delivered "

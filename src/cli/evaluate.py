@@ -188,7 +188,9 @@ def print_table(results: list[Result]) -> None:
             ]
         )
     headers = ["SEVERITY", "FILE#REC", "EVENT", "SECRET", "PRINCIPAL", "FINDINGS"]
-    render_table(headers, rows, max_widths=[8, 60, 28, 40, 60, 120], colour_column=0)
+    render_table(
+        headers, rows, max_widths=[8, 60, 28, 40, 60, 120], colour_column=0, keep_end=(1, 4)
+    )
     print(
         f"\n{len(results)} records: {findings_total} findings, {rejected} rejected, {skipped} skipped "
         "(out of scope)"

@@ -1,10 +1,16 @@
-"""Terminal output helpers shared by the commands: aligned tables, safe text, colour."""
+"""Terminal output helpers shared by the commands: tables, safe text, colour.
+
+Tables are drawn by rich (``cli.terminal``, loaded only when a table is drawn). On a terminal a
+table fits the terminal's width; anywhere else (a pipe, a file, a test) it is plain text, the
+same on every machine, as wide as its columns' limits and no wider.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TextIO
 
 from shared.text import escape
@@ -17,12 +23,39 @@ SEVERITY_COLOURS = {
     "info": "\033[2m",
 }
 RESET = "\033[0m"
+# The same colours as rich styles, for tables: a severity looks alike in a table and a line.
+SEVERITY_STYLES = {
+    "critical": "bold red",
+    "high": "red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
+DEFAULT_COLUMN_LIMIT = 60
+COLUMN_GAP = 2
+FALLBACK_WIDTH = 80  # a terminal whose size cannot be read
+
+
+def is_terminal(stream: TextIO) -> bool:
+    return hasattr(stream, "isatty") and stream.isatty()
 
 
 def use_colour(stream: TextIO) -> bool:
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
-    return hasattr(stream, "isatty") and stream.isatty()
+    return is_terminal(stream)
+
+
+def terminal_width(stream: TextIO) -> int:
+    """The terminal's columns: $COLUMNS when set (as shells and rich honour it), else the
+    terminal's own size."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return FALLBACK_WIDTH
 
 
 def safe(value: object) -> str:
@@ -49,22 +82,43 @@ def render_table(
     max_widths: Sequence[int] | None = None,
     stream: TextIO | None = None,
     colour_column: int | None = None,
+    keep_end: Collection[int] = (),
+    width: int | None = None,
 ) -> None:
-    """Print an aligned table; long cells are cut with an ellipsis; one column may be coloured."""
+    """Print an aligned table: one line per row, every value escaped.
+
+    ``max_widths`` caps each column; on a terminal the table also fits the terminal's width
+    (or ``width``), the widest columns giving way first. A value too long for its column is cut
+    at its end with an ellipsis, except in the ``keep_end`` columns (ARNs, principals, file
+    paths), which keep their last segments. The ``colour_column`` shows severities in colour
+    when colour is on (a terminal, NO_COLOR unset).
+    """
+    from cli.terminal import Cell, console_for, table  # noqa: PLC0415 — rich only when drawing
+
     stream = stream or sys.stdout
     colour = use_colour(stream)
-    limits = list(max_widths or [60] * len(headers))
-    cells = [[cut(safe(cell), limits[i]) for i, cell in enumerate(row)] for row in rows]
-    widths = [len(header) for header in headers]
-    for row in cells:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    print("  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)).rstrip(), file=stream)
-    for row in cells:
-        parts = []
-        for i, cell in enumerate(row):
-            padded = cell.ljust(widths[i])
-            if i == colour_column and colour and cell in SEVERITY_COLOURS:
-                padded = padded.replace(cell, colour_severity(cell, True), 1)
-            parts.append(padded)
-        print("  ".join(parts).rstrip(), file=stream)
+    limits = list(max_widths or [DEFAULT_COLUMN_LIMIT] * len(headers))
+    header_cells = [Cell(safe(header), style="bold" if colour else None) for header in headers]
+    # A header is never cut: its column is at least as wide as its name.
+    limits = [max(limit, cell.width) for limit, cell in zip(limits, header_cells, strict=True)]
+    if width is None:
+        width = (
+            terminal_width(stream)
+            if is_terminal(stream)
+            else sum(limits) + COLUMN_GAP * (len(limits) - 1)
+        )
+    grid = table(limits)
+    for column, cell in zip(grid.columns, header_cells, strict=True):
+        column.header = cell
+    for row in rows:
+        cells = []
+        for i, value in enumerate(row):
+            text = safe(value)
+            style = SEVERITY_STYLES.get(text) if colour and i == colour_column else None
+            cells.append(Cell(text, keep_end=i in keep_end, style=style))
+        grid.add_row(*cells)
+    buffer = io.StringIO()
+    console_for(buffer, colour=colour, width=max(width, 1)).print(grid)
+    for line in buffer.getvalue().splitlines():
+        # rich pads the last column; the lines end where their text ends, as they always have.
+        print(line.rstrip(), file=stream)

@@ -13,7 +13,7 @@ writes nothing.
 
 Output: the summary on stdout (with ``--dry-run`` the findings go to stdout and the summary to
 stderr, so ``| jq`` works); one stderr line per file that cannot be read and per rejected record;
-on a terminal, a progress line on stderr. Exit status: 0; 1 when a file failed, a record was
+on a terminal, a progress display on stderr. Exit status: 0; 1 when a file failed, a record was
 rejected or AWS refused; 2 for a usage or configuration problem (a bad option, no Region, an
 unknown profile, no table).
 """
@@ -34,7 +34,8 @@ from botocore.exceptions import ClientError
 
 from cli import aws
 from cli.errors import UsageError
-from cli.output import render_table, safe
+from cli.output import render_table, safe, terminal_width, use_colour
+from cli.terminal import ProgressDisplay
 from cli.timewindow import in_window, parse_time
 from shared.audit.store import AuditStore
 from shared.deliver import Notifier
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
 
 LOG_SUFFIXES = (".json", ".json.gz")
 DIGEST_FOLDER = "CloudTrail-Digest"
-PROGRESS_INTERVAL = 0.1  # seconds: at most ten progress updates a second
+PROGRESS_PER_SECOND = 10  # redraws of the progress display, at most
 # The stack's default retention (Settings and template.yaml agree); expiry counts from eventTime.
 RETENTION_DAYS = Settings(table_name="-", topic_arn="-").retention_days
 
@@ -406,7 +407,9 @@ def replay(
     if table_rows:
         headers = ["SEVERITY", "EVENT TIME", "EVENT", "SECRET", "PRINCIPAL", "RULE", "FILE#REC"]
         widths = [8, 20, 28, 40, 50, 32, 80]
-        render_table(headers, table_rows, max_widths=widths, stream=out, colour_column=0)
+        render_table(
+            headers, table_rows, max_widths=widths, stream=out, colour_column=0, keep_end=(4, 6)
+        )
     totals.elapsed = time.monotonic() - started
     return totals
 
@@ -536,38 +539,41 @@ def _table_row(line: dict[str, Any]) -> list[str]:
 
 
 class Console:
-    """stderr: one line per problem, and on a terminal a carriage-return progress line redrawn at
-    most ten times a second (cleared before a problem line, so the two never mix)."""
+    """stderr: one line per problem, and on a terminal a live progress display (files, records,
+    findings, rejected, rate, elapsed) redrawn at most ten times a second, which problem lines
+    scroll above. Off a terminal: the problem lines only."""
 
     def __init__(self, stream: TextIO, *, progress: bool, started: float) -> None:
         self._stream = stream
-        self._progress = progress
         self._started = started
-        self._last = 0.0
-        self._width = 0
+        self._display: ProgressDisplay | None = None
+        if progress:
+            self._display = ProgressDisplay(
+                stream,
+                colour=use_colour(stream),
+                width=terminal_width(stream),
+                per_second=PROGRESS_PER_SECOND,
+            )
 
     def problem(self, name: str, message: str) -> None:
-        self.clear()
-        print(f"secretwatch: {safe(name)}: {safe(message)}", file=self._stream)
+        line = f"secretwatch: {safe(name)}: {safe(message)}"
+        if self._display is None:
+            print(line, file=self._stream)
+        else:
+            self._display.line(line)
 
     def update(self, totals: Totals) -> None:
-        if not self._progress:
+        if self._display is None:
             return
-        now = time.monotonic()
-        if now - self._last < PROGRESS_INTERVAL:
-            return
-        self._last = now
-        line = format_progress(totals, now - self._started)
-        self._stream.write("\r" + line.ljust(self._width))
-        self._stream.flush()
-        self._width = len(line)
+        self._display.update(
+            format_progress(totals, time.monotonic() - self._started),
+            completed=totals.files_read + totals.files_failed,
+            total=totals.files_total,
+        )
 
     def clear(self) -> None:
-        if not self._width:
-            return
-        self._stream.write("\r" + " " * self._width + "\r")
-        self._stream.flush()
-        self._width = 0
+        if self._display is not None:
+            self._display.stop()
 
 
 def format_progress(totals: Totals, elapsed: float) -> str:

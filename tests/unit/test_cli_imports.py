@@ -92,6 +92,16 @@ def test_offline_commands_never_import_aws_libraries(
     assert modules & COMMAND_MODULES == ({module} if module else set())
 
 
+def test_json_output_does_not_load_rich(event_file: Path) -> None:
+    # GIVEN / WHEN evaluate prints JSON lines (its default)
+    status, modules = loaded("evaluate", str(event_file))
+    # THEN rich (a tenth of a second to import) was not loaded; a table loads it
+    assert status == 0
+    assert "rich" not in top_level(modules)
+    _, with_table = loaded("evaluate", "--format", "text", str(event_file))
+    assert "rich" in top_level(with_table)
+
+
 def test_an_aws_command_loads_its_module_and_the_aws_layer() -> None:
     # GIVEN / WHEN `audit --help` runs: the control for the tests above (they could fail)
     status, modules = loaded("audit", "--help")
@@ -121,3 +131,22 @@ def test_top_level_help_lists_every_command_without_loading_them(
     # THEN every command and its one-line help is listed
     for name, (_, help_text) in COMMANDS.items():
         assert f"{name} {help_text}" in words
+
+
+def test_the_lambda_functions_never_load_rich_or_the_command_line() -> None:
+    # GIVEN the two handlers (rich is not in src/requirements.txt: the functions do not ship it)
+    code = (
+        "import json, sys, handlers.eventbridge, handlers.log_subscription; "
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    # WHEN they are imported in a fresh interpreter
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT / "src",
+        timeout=120,
+        check=True,
+    )
+    # THEN neither rich nor any of the command line's modules was loaded
+    assert top_level(set(json.loads(completed.stdout))).isdisjoint({"rich", "cli"})

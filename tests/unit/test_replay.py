@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -342,19 +343,50 @@ def test_progress_line_shows_unknown_totals_as_a_question_mark() -> None:
     )
 
 
-def test_progress_is_redrawn_in_place_and_cleared_before_a_problem_line() -> None:
-    # GIVEN a console on a terminal
+def test_progress_is_a_live_display_that_problem_lines_scroll_above(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a console on a terminal 100 columns wide
+    monkeypatch.setenv("COLUMNS", "100")
     err = io.StringIO()
     console = Console(err, progress=True, started=0.0)
-    # WHEN progress is drawn, redrawn at once (throttled), and a problem is reported
+    # WHEN progress is drawn, updated, a problem is reported, and the run ends
     console.update(Totals(files_total=2, files_read=1, records=10))
     console.update(Totals(files_total=2, files_read=2, records=20))
     console.problem("f.json", "not valid JSON")
+    console.clear()
     text = err.getvalue()
-    # THEN one progress draw, erased before the problem line
-    assert text.count("replay: ") == 1
-    assert text.startswith("\rreplay: 1/2 files, 10 records")
-    assert text.endswith("\rsecretwatch: f.json: not valid JSON\n")
+    # THEN the display shows the figures, the problem is one whole line of its own (the display
+    # erased before it and drawn again below it), and the display is erased at the end
+    assert "replay: 1/2 files, 10 records" in text
+    assert "replay: 2/2 files, 20 records" in text
+    assert text.count("secretwatch: f.json: not valid JSON\n") == 1
+    assert "\x1b[2Ksecretwatch: f.json: not valid JSON\n" in text
+    assert text.startswith("\x1b[?25l")  # the cursor hidden while the display is live ...
+    assert text.endswith("\x1b[?25h\r\x1b[1A\x1b[2K")  # ... shown again, the display erased
+    frames = re.split(r"[\r\n]|\x1b\[[0-9;?]*[A-Za-z]", text)
+    assert max(len(frame) for frame in frames) <= 100
+
+
+def test_progress_fits_a_narrow_terminal_cutting_the_text_not_the_elapsed_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a terminal 60 columns wide and an S3 replay (total unknown)
+    monkeypatch.setenv("COLUMNS", "60")
+    err = io.StringIO()
+    console = Console(err, progress=True, started=0.0)
+    # WHEN progress is drawn
+    console.update(Totals(files_total=None, files_read=1, records=10))
+    console.clear()
+    # THEN each frame fits, the elapsed time is whole and the text is cut at its end
+    frames = [
+        f for f in re.split(r"[\r\n]|\x1b\[[0-9;?]*[A-Za-z]", err.getvalue()) if "replay:" in f
+    ]
+    assert frames
+    for frame in frames:
+        assert len(frame) <= 60
+        assert "0:00:00 replay: 1/? files" in frame
+        assert frame.endswith("…")
 
 
 def test_no_progress_off_a_terminal() -> None:
