@@ -38,7 +38,7 @@ from botocore.exceptions import (
 )
 
 from cli.errors import UsageError
-from shared.clients import BOTO_CONFIG
+from shared.clients import BOTO_CONFIG, PUBLISH_CONFIG
 from shared.errors import SecretwatchError
 
 TABLE_ENV = "SECRETWATCH_TABLE"
@@ -48,6 +48,9 @@ TOPIC_OUTPUT = "AlertTopicArn"
 # The same timeouts and standard retries as the Lambda functions: a command waits no longer
 # for a silent endpoint than the service does.
 CONFIG = BOTO_CONFIG
+# Except SNS Publish, which, as in the functions, gets one attempt: an SDK retry after a lost
+# answer would send an alert twice.
+SERVICE_CONFIGS = {"sns": PUBLISH_CONFIG}
 
 ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "403"})
 INVALID_CREDENTIALS_CODES = frozenset(
@@ -180,7 +183,10 @@ class Aws:
             region = self.region
             try:
                 self._clients[service] = self.session.client(  # type: ignore[call-overload]
-                    service, region_name=region, endpoint_url=self.endpoint_url, config=CONFIG
+                    service,
+                    region_name=region,
+                    endpoint_url=self.endpoint_url,
+                    config=SERVICE_CONFIGS.get(service, CONFIG),
                 )
             except BotoCoreError as exc:
                 raise translate(exc) from exc

@@ -324,3 +324,13 @@ def test_an_invalid_endpoint_in_the_environment_is_a_usage_error(
     # WHEN a client is made THEN exit 2, naming both places the endpoint comes from
     with pytest.raises(aws.AwsSetupError, match="check --endpoint-url or AWS_ENDPOINT_URL"):
         aws.Aws(region="eu-west-1").client("dynamodb")
+
+
+def test_sns_gets_one_attempt_like_the_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the layer (replay --notify publishes through it)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    layer = aws.Aws(region="eu-west-1")
+    # WHEN it builds the SNS and DynamoDB clients  THEN Publish is never retried by the SDK
+    assert layer.client("sns").meta.config.retries["total_max_attempts"] == 1
+    assert layer.client("dynamodb").meta.config.retries["total_max_attempts"] == 5
