@@ -65,8 +65,14 @@ integration: $(VENV)/.stamp
 events: $(VENV)/.stamp
 	$(PY) scripts/make_events.py
 
+# src/Makefile builds each function (Metadata BuildMethod: makefile). SAM CLI tells it nothing but
+# ARTIFACTS_DIR, so the architecture and Python version of each function are read here from the
+# template being built, and the project venv's pip downloads the wheels that fit them.
+TEMPLATE := template.yaml
 build: .venv-sam/.stamp
-	PATH="$(dir $(PY312)):$$PATH" .venv-sam/bin/sam build
+	build_env="$$($(PY) scripts/lambda_build_env.py $(TEMPLATE))"; \
+	env $$build_env LAMBDA_PIP="$(abspath $(PY)) -m pip" \
+	  .venv-sam/bin/sam build --template-file $(TEMPLATE)
 
 # The template tests run sam validate --lint, cfn-lint and checkov from their venvs.
 test: lint typecheck build .venv-checkov/.stamp

@@ -9,16 +9,20 @@ Sections:
 - cold start: fresh interpreters importing each handler (and building its pipeline) against the
   floor of this design, a script that imports boto3 and creates the DynamoDB and SNS clients
   (target ≤ 1.25×).
+- artefact: what ``sam build`` left in .aws-sam/build per function, unzipped and zipped as
+  ``sam package`` uploads it (run ``make build`` first).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import io
 import json
 import sys
 import time
 import uuid
+import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -209,6 +213,30 @@ def bench_cold_start(runs: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def print_artefact_sizes(build_dir: Path = ROOT / ".aws-sam" / "build") -> None:
+    """Size of each function's built artefact: bytes of its files, and of the zip that
+    ``sam package`` would upload (made in memory the way SAM CLI makes it: ZIP_DEFLATED,
+    every file under the directory)."""
+    where = build_dir.relative_to(ROOT) if build_dir.is_relative_to(ROOT) else build_dir
+    functions = sorted(p for p in build_dir.glob("*") if p.is_dir()) if build_dir.is_dir() else []
+    if not functions:
+        print(f"\n== artefact: nothing built in {where}: run make build first")
+        return
+    print(f"\n== artefact: {where}/<function>, zipped as sam package uploads it")
+    for function in functions:
+        files = [p for p in sorted(function.rglob("*")) if p.is_file()]
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in files:
+                info = zipfile.ZipInfo(str(path.relative_to(function)))
+                archive.writestr(info, path.read_bytes(), compress_type=zipfile.ZIP_DEFLATED)
+        unzipped = sum(path.stat().st_size for path in files)
+        print(
+            f"   {function.name:<28} {unzipped:>11,} bytes unzipped  "
+            f"{len(buffer.getvalue()):>11,} bytes zipped  {len(files):5d} files"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=20_000)
@@ -264,6 +292,8 @@ def main() -> int:
     for name, value in cold.items():
         print(f"   {name:<48} {value * 1000:6.0f} ms  {value / floor:5.2f}× floor")
     print("   target ≤ 1.25× (X-Ray off: Tracer is imported only when EnableTracing=true)")
+
+    print_artefact_sizes()
     return 0
 
 
