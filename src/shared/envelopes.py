@@ -108,9 +108,11 @@ def read_bytes(data: bytes) -> Iterator[ReadItem]:
     if not data.strip():
         raise InputError("the file is empty")
     try:
-        value = loads(data)
+        text = data.decode("utf-8-sig")  # CloudTrail writes UTF-8; a BOM is tolerated
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    try:
+        value = loads(text)
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data":
             raise InputError(f"not valid JSON: {json_error(exc)}") from exc

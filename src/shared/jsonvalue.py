@@ -1,9 +1,11 @@
 """JSON from callers: decoded so that no input escapes as anything but a JSON decoding error.
 
-Python's parser accepts NaN and Infinity (not JSON), turns ``1e999`` into an infinite float and
-raises ValueError, not JSONDecodeError, for an integer of thousands of digits; deeply nested
-input raises RecursionError. :func:`loads` turns each of these into a value JSON can write back
-(a string marker) or into a JSONDecodeError, so one hostile record is one rejected record.
+Python's parser raises ValueError, not JSONDecodeError, for an integer of thousands of digits,
+and RecursionError for deeply nested input: :func:`loads` turns both into a JSONDecodeError, so
+one hostile record is one rejected record. It also accepts NaN and Infinity and turns ``1e999``
+into an infinite float; those are left as they are, on purpose (no per-number hook slows the
+parser down): every output writes them as text (``shared.text.json_ready``) and DynamoDB gets
+them as text (``shared.bounds.number``), as it gets integers beyond 38 digits.
 """
 
 from __future__ import annotations
@@ -12,40 +14,14 @@ import json
 from typing import Any
 
 
-class LongNumber(str):
-    """A JSON integer of more than 38 digits, kept as its digits: DynamoDB stores no longer
-    number, and Python refuses to convert ones of thousands of digits."""
-
-
-class NonFiniteNumber(str):
-    """NaN, Infinity or an overflowing float, kept as its text: JSON has no such numbers."""
-
-
-_MAX_INT_DIGITS = 38
-_INF = float("inf")
-
-
-def _parse_int(text: str) -> int | str:
-    digits = len(text) - (text[0] == "-")
-    return int(text) if digits <= _MAX_INT_DIGITS else LongNumber(text)
-
-
-def _parse_float(text: str) -> float | str:
-    value = float(text)
-    return value if value not in (_INF, -_INF) else NonFiniteNumber(text)
-
-
 def loads(data: str | bytes) -> Any:
     """json.loads for caller-controlled input: every failure is a JSONDecodeError.
 
-    JSON nested too deeply for the parser, integers too long to convert and NaN/Infinity (which
-    Python's parser would accept) never escape as other errors or as floats that JSON cannot
-    write back.
+    JSON nested too deeply for the parser and integers too long to convert never escape as
+    other errors.
     """
     try:
-        return json.loads(
-            data, parse_int=_parse_int, parse_float=_parse_float, parse_constant=NonFiniteNumber
-        )
+        return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise
     except RecursionError:
@@ -64,8 +40,6 @@ def preview(data: str | bytes) -> str:
 def json_type(value: Any) -> str:
     if value is None:
         return "null"
-    if isinstance(value, LongNumber | NonFiniteNumber):
-        return "number"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):

@@ -1,7 +1,8 @@
 """Typed, immutable records that flow through secretwatch.
 
-Raw JSON is turned into these at the edge (``shared.envelopes``, ``shared.normalise``) and only these travel inward.
-Every field that the event may not carry is ``None`` ("unknown"), never a guessed default.
+Raw JSON is turned into these at the edge (``shared.envelopes``, ``shared.normalise``) and only
+these travel inward. Every field that the event may not carry is ``None`` ("unknown"), never a
+guessed default.
 """
 
 from __future__ import annotations

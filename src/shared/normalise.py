@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,7 +89,16 @@ def normalise(raw: Mapping[str, Any], *, prefix: str = "") -> CloudTrailRecord:
     additional = fields.opt_object(raw, "additionalEventData")
     user_identity = fields.opt_object(raw, "userIdentity")
 
-    record_account = fields.desc_str(raw, "recipientAccountId")
+    (
+        record_account,
+        region,
+        source_ip,
+        user_agent,
+        vpc_endpoint_id,
+        event_version,
+        shared_event_id,
+        request_id,
+    ) = fields.desc_strs(raw, _TOP_STRINGS)
     if user_identity is not None:
         caller = _caller(user_identity, fields, raw)
     else:
@@ -102,20 +111,20 @@ def normalise(raw: Mapping[str, Any], *, prefix: str = "") -> CloudTrailRecord:
         event_type=event_type,
         event_time=event_time,
         event_source=source,
-        region=fields.desc_str(raw, "awsRegion"),
+        region=region,
         account_id=record_account,
         read_only=fields.opt_bool(raw, "readOnly"),
         error_code=fields.opt_str(raw, "errorCode"),
         error_message=error_message,
         secret=_secret(raw, request_parameters, response_elements, additional, fields),
         caller=caller,
-        source_ip=fields.desc_str(raw, "sourceIPAddress"),
-        user_agent=fields.desc_str(raw, "userAgent"),
-        vpc_endpoint_id=fields.desc_str(raw, "vpcEndpointId"),
+        source_ip=source_ip,
+        user_agent=user_agent,
+        vpc_endpoint_id=vpc_endpoint_id,
         request=_request(request_parameters, response_elements, fields),
-        event_version=fields.desc_str(raw, "eventVersion"),
-        shared_event_id=fields.desc_str(raw, "sharedEventID"),
-        request_id=fields.desc_str(raw, "requestID"),
+        event_version=event_version,
+        shared_event_id=shared_event_id,
+        request_id=request_id,
         warnings=tuple(fields.warnings),
     )
 
@@ -202,6 +211,13 @@ class _Fields:
         )
         return None
 
+    def desc_strs(self, obj: Mapping[str, Any], keys: tuple[str, ...], path: str = "") -> list[Any]:
+        """:meth:`desc_str` for several keys at once (the common case costs one pass)."""
+        values = [obj.get(key) for key in keys]
+        if _STRING_OR_NONE.issuperset(map(type, values)):
+            return [value or None for value in values]
+        return [self.desc_str(obj, key, path) for key in keys]
+
     def desc_object(
         self, obj: Mapping[str, Any], key: str, path: str = ""
     ) -> dict[str, Any] | None:
@@ -215,6 +231,18 @@ class _Fields:
 
 
 _MISSING: Any = object()
+_STRING_OR_NONE = frozenset({str, type(None)})
+_TOP_STRINGS = (
+    "recipientAccountId",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "vpcEndpointId",
+    "eventVersion",
+    "sharedEventID",
+    "requestID",
+)
+_IDENTITY_STRINGS = ("arn", "principalId", "accountId", "userName", "invokedBy", "accessKeyId")
 
 
 def _describe(value: Any, path: str = "") -> str:
@@ -234,18 +262,22 @@ def _describe(value: Any, path: str = "") -> str:
 
 def secret_from_id(secret_id: str) -> SecretRef:
     """A secret id as users and events give it (name, partial ARN or full ARN) → SecretRef."""
+    key: tuple[str, str | None, str | None, str | None] = (secret_id, None, None, None)
     if secret_id.startswith("arn:"):
         parts = secret_id.split(":", 6)
         if len(parts) == 7 and parts[2] == "secretsmanager" and parts[5] == "secret":
             name = parts[6]
             stripped = _ARN_SUFFIX.sub("", name)
-            return SecretRef(
-                name=stripped or name,
-                arn=secret_id if stripped != name else None,
-                region=parts[3] or None,
-                account_id=parts[4] or None,
+            key = (
+                stripped or name,
+                secret_id if stripped != name else None,
+                parts[3] or None,
+                parts[4] or None,
             )
-    return SecretRef(name=secret_id)
+    ref = _SECRETS.get(key)
+    if ref is None:
+        ref = _intern(_SECRETS, key, SecretRef(*key))
+    return ref
 
 
 def _secret(
@@ -256,28 +288,14 @@ def _secret(
     fields: _Fields,
 ) -> SecretRef | None:
     # Most specific first: response ARNs are full ARNs; a request secretId may be a name.
-    candidates: list[tuple[Mapping[str, Any], str, str]] = []
-    if response is not None:
-        candidates += [
-            (response, "arn", "responseElements."),
-            (response, "aRN", "responseElements."),
-        ]
-    if additional is not None:
-        candidates.append((additional, "SecretId", "additionalEventData."))
-    if request is not None:
-        candidates += [
-            (request, "secretId", "requestParameters."),
-            (request, "name", "requestParameters."),
-        ]
-    if response is not None:
-        candidates.append((response, "name", "responseElements."))
-    service_details = fields.desc_object(raw, "serviceEventDetails")
-    if service_details is not None:
-        candidates.append((service_details, "secretId", "serviceEventDetails."))
-
     found: SecretRef | None = None
-    for obj, key, path in candidates:
-        value = fields.desc_str(obj, key, path)
+    for obj, key, path in _secret_candidates(raw, request, response, additional, fields):
+        value = obj.get(key)
+        if value is None:
+            continue
+        if type(value) is not str:
+            fields.desc_str(obj, key, path)  # the warning
+            continue
         if not value:
             continue
         ref = secret_from_id(value)
@@ -288,6 +306,28 @@ def _secret(
     if found is None:
         found = _secret_from_resources(raw, fields)
     return found
+
+
+def _secret_candidates(
+    raw: Mapping[str, Any],
+    request: dict[str, Any] | None,
+    response: dict[str, Any] | None,
+    additional: dict[str, Any] | None,
+    fields: _Fields,
+) -> Iterator[tuple[Mapping[str, Any], str, str]]:
+    if response is not None:
+        yield response, "arn", "responseElements."
+        yield response, "aRN", "responseElements."
+    if additional is not None:
+        yield additional, "SecretId", "additionalEventData."
+    if request is not None:
+        yield request, "secretId", "requestParameters."
+        yield request, "name", "requestParameters."
+    if response is not None:
+        yield response, "name", "responseElements."
+    service_details = fields.desc_object(raw, "serviceEventDetails")
+    if service_details is not None:
+        yield service_details, "secretId", "serviceEventDetails."
 
 
 def _secret_from_resources(raw: Mapping[str, Any], fields: _Fields) -> SecretRef | None:
@@ -308,12 +348,9 @@ def _secret_from_resources(raw: Mapping[str, Any], fields: _Fields) -> SecretRef
 def _caller(identity: dict[str, Any], fields: _Fields, raw: Mapping[str, Any]) -> Caller:
     path = "userIdentity."
     kind = fields.opt_str(identity, "type", path)  # decides root-activity: a decision field
-    arn = fields.desc_str(identity, "arn", path)
-    principal_id = fields.desc_str(identity, "principalId", path)
-    account_id = fields.desc_str(identity, "accountId", path)
-    user_name = fields.desc_str(identity, "userName", path)
-    invoked_by = fields.desc_str(identity, "invokedBy", path)
-    access_key_id = fields.desc_str(identity, "accessKeyId", path)
+    arn, principal_id, account_id, user_name, invoked_by, access_key_id = fields.desc_strs(
+        identity, _IDENTITY_STRINGS, path
+    )
 
     context = fields.desc_object(identity, "sessionContext", path) or {}
     issuer = fields.desc_object(context, "sessionIssuer", path + "sessionContext.") or {}
@@ -375,26 +412,45 @@ def _caller(identity: dict[str, Any], fields: _Fields, raw: Mapping[str, Any]) -
         name = sso_user or user_name or role_name or store_user_id or invoked_by or principal_id
 
     console = _string_bool(raw.get("sessionCredentialFromConsole"))
-    return Caller(
-        type=kind,
-        principal=principal,
-        identity_arn=identity_arn,
-        name=name,
-        arn=arn,
-        principal_id=principal_id,
-        account_id=account_id,
-        user_name=user_name,
-        role_name=role_name,
-        session_name=session_name,
-        sso_user=sso_user,
-        sso_permission_set=sso_permission_set,
-        identity_store_user_id=store_user_id,
-        access_key_id=access_key_id,
-        invoked_by=invoked_by,
-        source_identity=source_identity,
-        mfa_authenticated=mfa,
-        console_session=console,
+    values = (
+        kind,
+        principal,
+        identity_arn,
+        name,
+        arn,
+        principal_id,
+        account_id,
+        user_name,
+        role_name,
+        session_name,
+        sso_user,
+        sso_permission_set,
+        store_user_id,
+        access_key_id,
+        invoked_by,
+        source_identity,
+        mfa,
+        console,
     )
+    caller = _CALLERS.get(values)
+    if caller is None:
+        caller = _intern(_CALLERS, values, Caller(*values))
+    return caller
+
+
+# Callers and secrets repeat from record to record (one role, one secret, many calls) and are
+# immutable, so equal ones are shared: building a frozen dataclass costs more than decoding the
+# record's JSON. Each table is emptied when full, so it stays small whatever the input.
+_INTERNED_MAX = 4096
+_CALLERS: dict[tuple[Any, ...], Caller] = {}
+_SECRETS: dict[tuple[str, str | None, str | None, str | None], SecretRef] = {}
+
+
+def _intern[T](table: dict[Any, T], key: Any, value: T) -> T:
+    if len(table) >= _INTERNED_MAX:
+        table.clear()
+    table[key] = value
+    return value
 
 
 def is_sso_role(role_arn: str | None) -> bool:

@@ -56,8 +56,6 @@ def describe(value: Any) -> str:
     if isinstance(value, int | float):
         return "a number"
     if isinstance(value, str):
-        if type(value) is not str:  # the parser's markers for over-long or non-finite numbers
-            return "a number"
         return f"a string of {len(value)} characters"
     if isinstance(value, list):
         return f"an array of {len(value)} items"

@@ -205,6 +205,21 @@ def json_ready(value: Any, _depth: int = 0) -> Any:
 def dumps(value: Any, *, indent: int | None = None, sort_keys: bool = False) -> str:
     """JSON under the one policy: ASCII only, no NaN or Infinity, no lone surrogates."""
     separators = None if indent is not None else (",", ":")
+    try:
+        # The common case in one C call: plain JSON types, finite numbers, no surrogate escape.
+        text = json.dumps(
+            value,
+            ensure_ascii=True,
+            allow_nan=False,
+            separators=separators,
+            indent=indent,
+            sort_keys=sort_keys,
+        )
+    except (TypeError, ValueError, RecursionError):
+        pass
+    else:
+        if "\\ud" not in text:  # a surrogate (even a valid pair) takes the careful path
+            return text
     return json.dumps(
         json_ready(value),
         ensure_ascii=True,

@@ -81,6 +81,8 @@ _ALIASES = {
     "one_of": "in",
 }
 
+_NOTHING = Evaluation()
+
 Condition = Callable[[CloudTrailRecord, Enrichment | None], bool]
 
 
@@ -161,6 +163,8 @@ class RuleSet:
                 findings.append(finding)
         if len(findings) > 1:
             findings.sort(key=lambda f: -SEVERITY_RANK[f.severity])
+        if not findings and not errors:
+            return _NOTHING  # most records: one shared (immutable) answer
         return Evaluation(tuple(findings), tuple(errors))
 
 
