@@ -26,7 +26,7 @@ from cli import audit_view as view
 from cli import aws
 from cli.errors import UsageError
 from cli.output import colour_severity, render_table, safe, use_colour
-from cli.timewindow import parse_time
+from cli.timewindow import window
 from shared.audit import query as q
 from shared.errors import SecretwatchError
 from shared.models import SEVERITIES
@@ -133,13 +133,9 @@ def _positive(text: str) -> int:
 
 def _window(args: argparse.Namespace, now: datetime) -> tuple[datetime | None, datetime | None]:
     try:
-        since = parse_time(args.since, now) if args.since else None
-        until = parse_time(args.until, now, end_of_day=True) if args.until else None
+        return window(args.since, args.until, now)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    if since and until and since > until:
-        raise UsageError("--since is after --until")
-    return since, until
 
 
 def _filters(args: argparse.Namespace, now: datetime) -> q.Filters:

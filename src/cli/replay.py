@@ -36,7 +36,7 @@ from cli import aws
 from cli.errors import UsageError
 from cli.output import render_table, safe, terminal_width, use_colour
 from cli.terminal import ProgressDisplay
-from cli.timewindow import in_window, parse_time
+from cli.timewindow import in_window, window
 from shared.audit.store import AuditStore
 from shared.deliver import Notifier
 from shared.enrich import Enricher
@@ -149,15 +149,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
     """--since and --until, read once with the meaning every command shares."""
-    now = datetime.now(UTC)
     try:
-        since = parse_time(args.since, now) if args.since else None
-        until = parse_time(args.until, now, end_of_day=True) if args.until else None
+        return window(args.since, args.until, datetime.now(UTC))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if since and until and since > until:
-        raise UsageError("--since must not be later than --until")
-    return since, until
 
 
 # ---------------------------------------------------------------------------------------------

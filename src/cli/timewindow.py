@@ -46,3 +46,15 @@ def in_window(when: datetime, since: datetime | None, until: datetime | None) ->
     """Inclusive at both ends, to the second."""
     second = when.replace(microsecond=0)
     return (since is None or second >= since) and (until is None or second <= until)
+
+
+def window(
+    since: str | None, until: str | None, now: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """``--since``/``--until`` as every command reads them; ValueError when unreadable or
+    reversed (the commands turn it into a usage error)."""
+    start = parse_time(since, now) if since else None
+    end = parse_time(until, now, end_of_day=True) if until else None
+    if start and end and start > end:
+        raise ValueError("--since must not be later than --until")
+    return start, end
