@@ -71,7 +71,7 @@ events: $(VENV)/.stamp
 TEMPLATE := template.yaml
 build: .venv-sam/.stamp
 	build_env="$$($(PY) scripts/lambda_build_env.py $(TEMPLATE))"; \
-	env $$build_env LAMBDA_PIP="$(abspath $(PY)) -m pip" \
+	env $$build_env LAMBDA_PIP="$(abspath $(PY)) -m pip" LAMBDA_PYTHON_BIN="$(abspath $(PY))" \
 	  .venv-sam/bin/sam build --template-file $(TEMPLATE)
 
 # The template tests run sam validate --lint, cfn-lint and checkov from their venvs.
