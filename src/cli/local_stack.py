@@ -186,6 +186,7 @@ class LocalStack:
     rules: list[RouteRule] = field(default_factory=list)
     queues: dict[str, str] = field(default_factory=dict)
     template: dict[str, Any] = field(default_factory=dict)
+    rules_parameter: str | None = None  # the SSM parameter holding the rule document in force
 
     def client(self, service: Any) -> Any:
         return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
@@ -224,6 +225,7 @@ def create_stack(
 
     table_name = _create_table(dynamodb, resources, resolver, physical)
     topic_arn = _create_topic(sns, resources, resolver, physical)
+    rules_parameter = _create_parameters(make("ssm"), resources, resolver, physical)
     environment = _function_environment(template, resolver)
     rules = _create_rules(events, sqs, resources, resolver)
     queues = {
@@ -232,7 +234,15 @@ def create_stack(
         if k in resources and resources[k]["Type"] == "AWS::SQS::Queue"
     }
     return LocalStack(
-        region, endpoint_url, table_name, topic_arn, environment, rules, queues, template
+        region,
+        endpoint_url,
+        table_name,
+        topic_arn,
+        environment,
+        rules,
+        queues,
+        template,
+        rules_parameter=rules_parameter,
     )
 
 
@@ -300,6 +310,30 @@ def _create_topic(
     ]
     physical[logical_id] = arn
     return arn
+
+
+def _create_parameters(
+    ssm: Any, resources: Mapping[str, Any], resolver: Resolver, physical: dict[str, str]
+) -> str | None:
+    """The template's SSM parameters, with their initial values; the rule document's name."""
+    rules_parameter = None
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::SSM::Parameter" or not _wanted(resource, resolver):
+            continue
+        props = resolver.resolve(resource["Properties"])
+        name = str(props["Name"])
+        ssm.put_parameter(
+            Name=name,
+            Value=str(props["Value"]),
+            Type=str(props.get("Type", "String")),
+            Tier=str(props.get("Tier", "Standard")),
+            Description=str(props.get("Description", "")),
+            Overwrite=True,
+        )
+        physical[logical_id] = name
+        if logical_id == "RulesParameter":
+            rules_parameter = name
+    return rules_parameter
 
 
 def _function_environment(template: Mapping[str, Any], resolver: Resolver) -> dict[str, str]:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mypy_boto3_organizations import OrganizationsClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
+    from mypy_boto3_ssm import SSMClient
 
 BOTO_CONFIG = Config(
     connect_timeout=3,
@@ -63,6 +64,7 @@ class Clients:
             "SecretsManagerClient", Lazy(lambda: self._client("secretsmanager"))
         )
         self.iam = cast("IAMClient", Lazy(lambda: self._client("iam")))
+        self.ssm = cast("SSMClient", Lazy(lambda: self._client("ssm")))
         self.organizations = cast(
             "OrganizationsClient", Lazy(lambda: self._client("organizations"))
         )

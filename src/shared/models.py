@@ -22,6 +22,7 @@ Severity = Literal["info", "low", "medium", "high", "critical"]
 Route = Literal["eventbridge", "cloudwatch-logs", "replay"]
 RuleOutcome = Literal["success", "failure", "any"]  # which calls a rule looks at
 AlertState = Literal["claimed", "retry", "sent", "suppressed"]
+RuleMode = Literal["alert", "audit-only"]  # audit-only: findings are recorded, never alerted
 SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
 
@@ -124,12 +125,22 @@ class CloudTrailRecord:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """A rule that fired on a record, with the severity it fired at."""
+    """A rule that fired on a record, with the severity it fired at.
+
+    It is alerted unless its rule is ``audit-only`` or an exception of the rule document covers
+    it (``exception`` names it); either way it is recorded.
+    """
 
     rule_id: str
     severity: Severity
     description: str
     runbook: str
+    mode: RuleMode = "alert"
+    exception: str | None = None  # the id of the exception that suppressed it
+
+    @property
+    def alerts(self) -> bool:
+        return self.mode == "alert" and self.exception is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from shared.audit.store import AuditStore
 from shared.compose import AlertMessage, build_alert
 from shared.envelopes import ReadItem, read_any, read_awslogs_event, read_eventbridge_event
 from shared.errors import DeliveryError, InputError
+from shared.live_rules import RulesSource, StaticRules
 from shared.models import CloudTrailRecord, Enrichment, Evaluation, Finding, Route, format_time
 from shared.observability import count
 from shared.rules import RuleSet
@@ -189,7 +190,7 @@ class Pipeline:
     def __init__(
         self,
         *,
-        ruleset: RuleSet,
+        ruleset: RuleSet | RulesSource,
         enricher: EnricherPort,
         store: AuditStore | None,
         notifier: NotifierPort | None,
@@ -197,7 +198,11 @@ class Pipeline:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         console_domain: str | None = None,
     ) -> None:
-        self.ruleset = ruleset
+        # A source (the live document of a deployed stack) is asked once per invocation, so one
+        # invocation applies one document throughout.
+        self.rules: RulesSource = (
+            ruleset if isinstance(ruleset, RulesSource) else StaticRules(ruleset)
+        )
         self.enricher = enricher
         self.store = store  # None: a dry run, nothing is written
         self.notifier = notifier  # None: record only, never alert (a replay without --notify)
@@ -245,6 +250,7 @@ class Pipeline:
     ) -> Summary:
         summary = Summary()
         attempt = self._attempt(deadline_ms, request_id)
+        ruleset = self.rules.current()
         failed_lookups = self._enrichment_failures()
         quiet: list[tuple[ReadItem, AuditItem]] = []  # no findings: written in batches
         failures: list[DeliveryError] = []
@@ -257,7 +263,7 @@ class Pipeline:
                     summary.decisions.append(_decision(item, "skipped"))
                 else:
                     summary.records += 1
-                    self._handle(item, route, summary, quiet, attempt)
+                    self._handle(item, route, summary, quiet, attempt, ruleset=ruleset)
             except DeliveryError as exc:
                 failures.append(exc)
         try:
@@ -311,11 +317,13 @@ class Pipeline:
         summary: Summary,
         quiet: list[tuple[ReadItem, AuditItem]],
         attempt: Attempt,
+        *,
+        ruleset: RuleSet,
     ) -> None:
         record = read.record
         assert record is not None  # only records are handled
         try:
-            enrichment, evaluation = self._evaluate(record, summary)
+            enrichment, evaluation = self._evaluate(record, summary, ruleset)
             findings = evaluation.findings
             summary.findings += len(findings)
             summary.by_severity.update(f.severity for f in findings)
@@ -342,13 +350,13 @@ class Pipeline:
         summary.decisions.append(_decision(read, outcome, findings))
 
     def _evaluate(
-        self, record: CloudTrailRecord, summary: Summary
+        self, record: CloudTrailRecord, summary: Summary, ruleset: RuleSet
     ) -> tuple[Enrichment, Evaluation]:
         stage = "enrich"
         try:
             enrichment = self.enricher.enrich(record)
             stage = "evaluate"
-            evaluation = self.ruleset.evaluate(record, enrichment)
+            evaluation = ruleset.evaluate(record, enrichment)
         except Exception as exc:
             raise _Broken(stage, exc) from exc
         for error in evaluation.rule_errors:
@@ -404,7 +412,13 @@ class Pipeline:
         for finding in evaluation.findings:
             identifier = alert_id(record.event_id, finding.rule_id)
             entry = AlertEntry(state=SUPPRESSED, alert_id=identifier)
-            if self.notifier is not None and short:
+            if not finding.alerts:  # audit-only, or an exception covers it: recorded, not sent
+                entry["why"] = (
+                    f"exception {finding.exception}"
+                    if finding.exception is not None
+                    else "the rule is audit-only"
+                )
+            elif self.notifier is not None and short:
                 entry["state"] = RETRY
                 entry["handed_back"] = "the invocation ran short of time"
             elif self.notifier is not None:

@@ -8,8 +8,9 @@ from shared.audit.store import AuditStore
 from shared.clients import Clients
 from shared.deliver import Notifier
 from shared.enrich import Enricher
+from shared.live_rules import LiveRules, RulesSource, StaticRules, powertools_fetch
 from shared.pipeline import Pipeline
-from shared.rules import load_rules
+from shared.rules import default_rules
 from shared.settings import get_settings
 
 
@@ -17,8 +18,11 @@ from shared.settings import get_settings
 def get_pipeline() -> Pipeline:
     settings = get_settings()
     clients = Clients(region=settings.region)
+    rules: RulesSource = StaticRules(default_rules())
+    if settings.rules_parameter is not None:
+        rules = LiveRules(settings.rules_parameter, powertools_fetch(clients.ssm))
     return Pipeline(
-        ruleset=load_rules(),
+        ruleset=rules,
         enricher=Enricher(
             clients.secretsmanager,
             clients.iam,

@@ -26,6 +26,7 @@ class Settings:
     organizations_lookup: bool = False
     region: str | None = None
     home_account_id: str | None = None  # the account the stack runs in (IAM knows only its alias)
+    rules_parameter: str | None = None  # the SSM parameter of the rule document in force
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -38,6 +39,7 @@ class Settings:
             organizations_lookup=_bool(env, "ORGANIZATIONS_LOOKUP", default=False),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             home_account_id=env.get("HOME_ACCOUNT_ID") or None,
+            rules_parameter=env.get("RULES_PARAMETER_NAME", "").strip() or None,
         )
 
 

@@ -26,6 +26,9 @@ TABLE_ARN = {"Fn::GetAtt": ["AuditTable", "Arn"]}
 TOPIC_ARN = {"Ref": "AlertTopic"}
 KEY_ARN = {"Fn::GetAtt": ["AlertKey", "Arn"]}
 QUEUE_ARN = {"Fn::GetAtt": ["FailedInvocationQueue", "Arn"]}
+RULES_PARAMETER = {
+    "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${RulesParameter}"
+}
 SECRETS_IN_ACCOUNT = {
     "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:*"
 }
@@ -63,6 +66,7 @@ def _expected_resources(function: str) -> dict[str, Any]:
         "kms:Decrypt": KEY_ARN,
         "secretsmanager:DescribeSecret": SECRETS_IN_ACCOUNT,
         "sqs:SendMessage": QUEUE_ARN,
+        "ssm:GetParameter": RULES_PARAMETER,  # the rule document in force, and nothing else
         **dict.fromkeys(NO_RESOURCE_LEVEL, "*"),
     }
     if function == "LogSubscriptionFunction":
@@ -227,6 +231,7 @@ def test_environment_comes_from_references_not_literals(template: Template) -> N
         "POWERTOOLS_METRICS_NAMESPACE": "Secretwatch",
         "POWERTOOLS_TRACE_DISABLED": {"Fn::If": ["TracingOn", "false", "true"]},
         "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
+        "RULES_PARAMETER_NAME": {"Ref": "RulesParameter"},
     }
     for function in FUNCTIONS:
         assert "Environment" not in props(template, function), function

@@ -479,8 +479,9 @@ def test_pipeline_alarms(template: Template) -> None:
         assert properties["TreatMissingData"] == "notBreaching"
         assert properties["AlarmActions"] == [{"Ref": "AlertTopic"}]
 
-    # AND together they watch both functions, both queues and all three rules
+    # AND together they watch both functions, both queues, all three rules and the rule document
     expected: list[tuple[str, str, str, Any]] = [
+        ("Secretwatch", "RulesInvalid", "service", "secretwatch"),
         *(("AWS/Lambda", "Errors", "FunctionName", {"Ref": f}) for f in FUNCTIONS),
         *(
             (
@@ -504,6 +505,7 @@ def test_outputs(template: Template) -> None:
     # WHEN / THEN the operator gets every name and URL needed to run and inspect secretwatch
     assert outputs == {
         "AuditTableName": {"Ref": "AuditTable"},
+        "RulesParameterName": {"Ref": "RulesParameter"},
         "AlertTopicArn": {"Ref": "AlertTopic"},
         "EventBridgeFunctionName": {"Ref": "EventBridgeFunction"},
         "LogSubscriptionFunctionName": {"Ref": "LogSubscriptionFunction"},

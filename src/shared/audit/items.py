@@ -9,7 +9,14 @@ from datetime import datetime, timedelta
 from typing import Any, TypedDict, cast
 
 from shared import bounds
-from shared.models import SEVERITY_RANK, AlertState, CloudTrailRecord, Evaluation, format_time
+from shared.models import (
+    SEVERITY_RANK,
+    AlertState,
+    CloudTrailRecord,
+    Evaluation,
+    Finding,
+    format_time,
+)
 from shared.narrate import facts
 from shared.redact import redact
 
@@ -50,6 +57,7 @@ class AlertEntry(TypedDict, total=False):
     deadline: int  # epoch ms: the claim ends with the invocation that took it
     claimed_at: str
     handed_back: str  # why the alert was given up for the next delivery
+    why: str  # why a suppressed alert is not sent (an exception, an audit-only rule)
     sent_at: str
     message_id: str
 
@@ -58,6 +66,8 @@ class FindingEntry(TypedDict, total=False):
     rule: str
     severity: str
     description: str
+    mode: str  # "audit-only" (absent: the rule alerts)
+    exception: str  # the id of the exception that suppressed it
 
 
 class AuditItem(TypedDict, total=False):
@@ -216,10 +226,7 @@ def build_item(
         "event_id": event_key(record.event_id),
         "time_key": time_key(record.event_time, record.event_id),
         "day": record.event_time.strftime("%Y-%m-%d"),
-        "findings": [
-            {"rule": f.rule_id, "severity": f.severity, "description": f.description}
-            for f in evaluation.findings
-        ],
+        "findings": [finding_entry(f) for f in evaluation.findings],
         "route": route,
         "recorded_at": format_time(now),
         "expires_at": expiry(record.event_time, retention_days, now),
@@ -243,6 +250,17 @@ def build_item(
         for slot, finding in zip(RULE_SLOTS, evaluation.findings, strict=False):
             item[slot] = finding.rule_id
     return bounded(_compact(item))
+
+
+def finding_entry(finding: Finding) -> FindingEntry:
+    entry = FindingEntry(
+        rule=finding.rule_id, severity=finding.severity, description=finding.description
+    )
+    if finding.mode != "alert":
+        entry["mode"] = finding.mode
+    if finding.exception is not None:
+        entry["exception"] = finding.exception
+    return entry
 
 
 def bounded(item: Mapping[str, Any]) -> AuditItem:
