@@ -307,7 +307,7 @@ def print_story(secret: str, items: Sequence[Mapping[str, Any]]) -> None:
         row = view.timeline_row(item)
         line = f"{row['time']}  {safe(row['sentence'])}"
         findings = [
-            f"{colour_severity(str(f.get('severity')), colour)}: {safe(f.get('rule'))}"
+            f"{colour_severity(str(f.get('severity')), colour)}: {safe(view.rule_label(f))}"
             for f in item.get("findings") or []
         ]
         if findings:
@@ -346,7 +346,10 @@ def print_record(item: Mapping[str, Any]) -> None:
         print("findings")
         for finding in item["findings"]:
             severity = colour_severity(safe(finding.get("severity")), colour)
-            print(f"  {severity}  {safe(finding.get('rule'))}: {safe(finding.get('description'))}")
+            print(
+                f"  {severity}  {safe(finding.get('rule'))}: {safe(finding.get('description'))}"
+                f"{safe(view.not_alerted(finding))}"
+            )
     for section in _SECTIONS:
         if item.get(section):
             print(section)

@@ -39,14 +39,33 @@ def summary_row(item: Mapping[str, Any]) -> dict[str, str]:
         "principal": str(caller.get("name") or item.get("principal") or ""),
         "source_ip": str((item.get("source") or {}).get("ip") or ""),
         "severity": str(item.get("severity") or ""),
-        "rules": " ".join(str(f.get("rule")) for f in item.get("findings") or []),
+        "rules": " ".join(rule_label(f) for f in item.get("findings") or []),
         "error": str(item.get("error_code") or item.get("error") or ""),
         "event_id": str(item.get("event_id") or ""),
     }
 
 
+def rule_label(finding: Mapping[str, Any]) -> str:
+    """A finding's rule, with why it was not alerted when it was not."""
+    label = str(finding.get("rule"))
+    if finding.get("exception"):
+        return f"{label}(suppressed:{finding['exception']})"
+    if finding.get("mode") == "audit-only":
+        return f"{label}(audit-only)"
+    return label
+
+
+def not_alerted(finding: Mapping[str, Any]) -> str:
+    """ " — suppressed by exception X" / " — audit-only", or nothing for an alerted finding."""
+    if finding.get("exception"):
+        return f" — suppressed by exception {finding['exception']}, not alerted"
+    if finding.get("mode") == "audit-only":
+        return " — audit-only rule, not alerted"
+    return ""
+
+
 def findings_text(item: Mapping[str, Any]) -> str:
-    return ", ".join(f"{f.get('severity')}: {f.get('rule')}" for f in item.get("findings") or [])
+    return ", ".join(f"{f.get('severity')}: {rule_label(f)}" for f in item.get("findings") or [])
 
 
 def timeline_row(item: Mapping[str, Any]) -> dict[str, str]:

@@ -22,7 +22,6 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
 from botocore.exceptions import (
@@ -37,6 +36,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
+from cli.aws_options import connection_options
 from cli.errors import UsageError
 from shared.clients import BOTO_CONFIG, PUBLISH_CONFIG
 from shared.errors import SecretwatchError
@@ -82,13 +82,13 @@ class AwsFailure(SecretwatchError):
 
 
 def options() -> argparse.ArgumentParser:
-    """The AWS options as an argparse parent, declared once for every command that calls AWS.
-
-    Defaults are SUPPRESS so that a subcommand's copy never overwrites a value given before the
-    action (``audit --table T show ID``); read them with :meth:`Aws.from_args` and
-    :func:`table_name`.
-    """
-    parent = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    """The AWS options and the audit table's target, as an argparse parent (``audit``,
+    ``replay``). Defaults are SUPPRESS so that a subcommand's copy never overwrites a value given
+    before the action (``audit --table T show ID``); read them with :meth:`Aws.from_args` and
+    :func:`table_name`."""
+    parent = argparse.ArgumentParser(
+        add_help=False, argument_default=argparse.SUPPRESS, parents=[connection_options()]
+    )
     target = parent.add_mutually_exclusive_group()
     target.add_argument("--table", metavar="NAME", help=f"audit table name (or ${TABLE_ENV})")
     target.add_argument(
@@ -97,31 +97,7 @@ def options() -> argparse.ArgumentParser:
         help=f"read the table (and the alert topic) from this stack's outputs ({TABLE_OUTPUT}, "
         f"{TOPIC_OUTPUT})",
     )
-    parent.add_argument(
-        "--region",
-        metavar="REGION",
-        help="AWS Region (else $AWS_REGION, $AWS_DEFAULT_REGION, then the profile's region)",
-    )
-    parent.add_argument(
-        "--profile", metavar="PROFILE", help="named profile of the AWS CLI config (or $AWS_PROFILE)"
-    )
-    parent.add_argument(
-        "--endpoint-url",
-        metavar="URL",
-        type=endpoint_url,
-        help="send every AWS call to this endpoint (e.g. a local moto server)",
-    )
     return parent
-
-
-def endpoint_url(text: str) -> str:
-    """An ``--endpoint-url`` value: botocore would otherwise fail late with a ValueError."""
-    parts = urlsplit(text)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise argparse.ArgumentTypeError(
-            f"not an endpoint URL: {text!r} (expected http://host:port or https://host)"
-        )
-    return text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,7 +36,9 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="event file or directory")
     parser.add_argument(
-        "--rules", metavar="FILE", help="rule file (YAML or JSON) replacing the defaults"
+        "--rules",
+        metavar="FILE",
+        help='rule document (YAML or JSON): its own rules, or "extends: default" to change the defaults',
     )
     parser.add_argument(
         "--format",

@@ -25,7 +25,7 @@ from shared.text import escape
 # help (a test holds them together).
 COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("cli.evaluate", "evaluate event files against the rules, offline"),
-    "rules": ("cli.rules_cmd", "list the rules, or test them against rule cases"),
+    "rules": ("cli.rules_cmd", "list, test, push, pull, roll back the rules"),
     "demo": ("cli.demo", "run the whole pipeline locally against a moto server (no AWS account)"),
     "audit": (
         "cli.audit_cmd",

@@ -82,7 +82,9 @@ def register(commands: Any) -> None:
         help="CloudTrail log file, folder (read recursively) or s3://bucket/prefix",
     )
     parser.add_argument(
-        "--rules", metavar="FILE", help="rule file (YAML or JSON) replacing the defaults"
+        "--rules",
+        metavar="FILE",
+        help='rule document (YAML or JSON): its own rules, or "extends: default" to change the defaults',
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print the findings only; write nothing"

@@ -1,4 +1,8 @@
-"""``secretwatch rules list`` and ``secretwatch rules test DIR``.
+"""``secretwatch rules list | test DIR | push FILE | pull | history | rollback --to N``.
+
+``list`` and ``test`` work offline on the bundled defaults or a document (``--rules``);
+``push``, ``pull``, ``history`` and ``rollback`` work on the document a deployed stack runs
+(``cli.rules_remote``, loaded only when one of them runs: AWS is never imported otherwise).
 
 A rule case file (YAML or JSON) in DIR holds one case or ``{"cases": [...]}``; a case names an
 event file (relative to the case file) or carries the event inline, and the rule ids it must and
@@ -15,11 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli.output import render_table
+from cli.output import render_table, safe
 from shared.envelopes import read_any, read_bytes
 from shared.errors import InputError
 from shared.models import SEVERITY_RANK
@@ -30,13 +35,15 @@ CASE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("rules", help="list the rules, or test them against rule cases")
+    parser = commands.add_parser("rules", help="list, test, push, pull, roll back the rules")
     sub = parser.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=type(parser))
     sub.required = True
 
     listing = sub.add_parser("list", help="print the rule catalogue")
     listing.add_argument(
-        "--rules", metavar="FILE", help="rule file (YAML or JSON) replacing the defaults"
+        "--rules",
+        metavar="FILE",
+        help='rule document (YAML or JSON): its own rules, or "extends: default" to change the defaults',
     )
     listing.add_argument("--format", choices=("text", "json"), default="text")
     listing.set_defaults(handler=run_list)
@@ -48,13 +55,109 @@ def register(commands: Any) -> None:
         "directory", metavar="DIR", help="folder of rule case files (.yaml, .yml, .json)"
     )
     testing.add_argument(
-        "--rules", metavar="FILE", help="rule file (YAML or JSON) replacing the defaults"
+        "--rules",
+        metavar="FILE",
+        help='rule document (YAML or JSON): its own rules, or "extends: default" to change the defaults',
     )
     testing.set_defaults(handler=run_test)
+
+    target = _target_options()
+    push = sub.add_parser(
+        "push",
+        parents=[target],
+        help="check a rule document and publish it to a stack",
+        description=(
+            "Check FILE (YAML or JSON; - for standard input) with the loader the functions use, "
+            "show what it changes against the document in force, and publish it as a new "
+            "version of the stack's rule parameter. An invalid document is refused (exit 2) and "
+            "nothing is published. Needs ssm:GetParameter and ssm:PutParameter on the parameter."
+        ),
+        epilog="example: secretwatch rules push tuning.yaml --stack secretwatch",
+    )
+    push.add_argument("file", metavar="FILE", help="rule document (YAML or JSON), or -")
+    push.add_argument("--dry-run", action="store_true", help="show the changes, publish nothing")
+    push.set_defaults(handler=_remote("run_push"))
+
+    pull = sub.add_parser(
+        "pull",
+        parents=[target],
+        help="print the rule document a stack runs",
+        epilog="example: secretwatch rules pull --stack secretwatch > tuning.json",
+    )
+    pull.set_defaults(handler=_remote("run_pull"))
+
+    history = sub.add_parser(
+        "history",
+        parents=[target],
+        help="list the versions of a stack's rule document (who, when)",
+        epilog="example: secretwatch rules history --stack secretwatch",
+    )
+    history.set_defaults(handler=_remote("run_history"))
+
+    rollback = sub.add_parser(
+        "rollback",
+        parents=[target],
+        help="put an earlier version of the rule document back (as a new version)",
+        epilog="example: secretwatch rules rollback --to 3 --stack secretwatch",
+    )
+    rollback.add_argument(
+        "--to", metavar="VERSION", required=True, type=_version, help="the version to restore"
+    )
+    rollback.set_defaults(handler=_remote("run_rollback"))
+
+
+def _target_options() -> argparse.ArgumentParser:
+    from cli.aws_options import connection_options  # noqa: PLC0415 — argparse only, no SDK
+
+    parent = argparse.ArgumentParser(
+        add_help=False, argument_default=argparse.SUPPRESS, parents=[connection_options()]
+    )
+    where = parent.add_mutually_exclusive_group()
+    where.add_argument(
+        "--stack", metavar="NAME", help="the stack whose RulesParameterName output names it"
+    )
+    where.add_argument(
+        "--parameter",
+        metavar="NAME",
+        help="the SSM parameter itself (or $SECRETWATCH_RULES_PARAMETER)",
+    )
+    return parent
+
+
+def _version(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a version number (1, 2, ...), got {text!r}")
+    return value
+
+
+def _remote(name: str) -> Any:
+    """A handler of cli.rules_remote, imported when it runs (it loads boto3)."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from cli import rules_remote  # noqa: PLC0415 — AWS only for the commands that call it
+
+        status: int = getattr(rules_remote, name)(args)
+        return status
+
+    return handler
+
+
+def warn_expired(ruleset: RuleSet) -> None:
+    for exception in ruleset.expired_exceptions():
+        print(
+            f"secretwatch: warning: exception {safe(exception.id)} expired on "
+            f"{exception.expires.isoformat()} and is ignored (renew or remove it)",
+            file=sys.stderr,
+        )
 
 
 def run_list(args: argparse.Namespace) -> int:
     ruleset = load_rules(args.rules)
+    warn_expired(ruleset)
     if args.format == "json":
         for rule in ruleset.rules:
             print(dumps(rule.source))
@@ -90,6 +193,7 @@ class CaseResult:
 
 def run_test(args: argparse.Namespace) -> int:
     ruleset = load_rules(args.rules)
+    warn_expired(ruleset)
     directory = Path(args.directory)
     if not directory.is_dir():
         raise InputError(f"{directory}: not a directory of rule cases")
