@@ -30,11 +30,13 @@ from typing import Any, Literal, Protocol
 from shared.audit.items import (
     CLAIMED,
     RETRY,
+    RULE_SLOTS,
     SUPPRESSED,
     AlertEntry,
     AuditItem,
     alert_id,
     build_item,
+    finding_entry,
     rejected_item,
 )
 from shared.audit.store import AuditStore
@@ -42,7 +44,15 @@ from shared.compose import AlertMessage, build_alert
 from shared.envelopes import ReadItem, read_any, read_awslogs_event, read_eventbridge_event
 from shared.errors import DeliveryError, InputError
 from shared.live_rules import RulesSource, StaticRules
-from shared.models import CloudTrailRecord, Enrichment, Evaluation, Finding, Route, format_time
+from shared.models import (
+    SEVERITY_RANK,
+    CloudTrailRecord,
+    Enrichment,
+    Evaluation,
+    Finding,
+    Route,
+    format_time,
+)
 from shared.observability import count
 from shared.rules import RuleSet
 from shared.text import clean, dumps
@@ -505,14 +515,23 @@ class Pipeline:
     ) -> list[_Alert]:
         """On a repeated delivery, claim the alerts no live invocation owns: handed back, or
         claimed by an invocation whose deadline has passed (it died: timeout, crash, kill)."""
-        if self.notifier is None or self.store is None:
+        if self.store is None:
             return []
         states: Mapping[str, Any] = existing.get("alerts") or {}
         now_ms = self._now_ms()
         taken: list[_Alert] = []
         for alert in alerts:
             previous = states.get(alert.finding.rule_id)
+            if previous is None:
+                # A finding the first delivery could not make (its enrichment failed then):
+                # added to the record, and alerted, now.
+                added = self._add_finding(event_id, existing, alert, attempt)
+                if added is not None:
+                    taken.append(added)
+                continue
             if not isinstance(previous, Mapping) or not _claimable(previous, now_ms):
+                continue
+            if self.notifier is None or not alert.finding.alerts:
                 continue
             if self._time_short(attempt):
                 summary.deferred += 1  # the retry will take it
@@ -523,6 +542,37 @@ class Pipeline:
             ):
                 taken.append(_Alert(alert.finding, alert.message, entry))
         return taken
+
+    def _add_finding(
+        self, event_id: str, existing: Mapping[str, Any], alert: _Alert, attempt: Attempt
+    ) -> _Alert | None:
+        """Add a finding the stored item lacks; the alert to send when this invocation may."""
+        assert self.store is not None
+        finding = alert.finding
+        entry = alert.entry
+        sending = finding.alerts and self.notifier is not None and not self._time_short(attempt)
+        if sending:
+            entry = self._claim_entry(entry["alert_id"], attempt)
+        elif finding.alerts and self.notifier is not None:
+            entry = AlertEntry(
+                state=RETRY, alert_id=entry["alert_id"], handed_back="time ran short"
+            )
+        top = existing.get("severity")
+        severity = (
+            finding.severity
+            if top is None or SEVERITY_RANK[finding.severity] > SEVERITY_RANK.get(str(top), -1)
+            else None
+        )
+        slot = next((name for name in RULE_SLOTS if name not in existing), None)
+        added = self.store.add_finding(
+            event_id, finding_entry(finding), entry, severity=severity, slot=slot
+        )
+        if added:
+            logger.info(
+                "finding added on a later delivery",
+                extra={"event_id": clean(event_id, 256), "rule_id": finding.rule_id},
+            )
+        return _Alert(finding, alert.message, entry) if added and sending else None
 
     def _publish(self, event_id: str, alert: _Alert, attempt: Attempt, summary: Summary) -> None:
         assert self.notifier is not None  # only claimed alerts are published

@@ -403,3 +403,59 @@ def test_an_item_dynamodb_refuses_is_kept_small_with_its_alert(world: World) -> 
     assert alert_states(item) == {ONE_ALERT: SENT}
     assert summary.alerts_published == 1
     assert len(world.sent()) == 1
+
+
+def test_a_finding_the_first_delivery_could_not_make_is_added_and_alerted_later(
+    world: World,
+) -> None:
+    # GIVEN a rule on the secret's tags, and the secret tagged env=prod
+    from shared.rules import compile_rules
+
+    tagged_rule = {
+        "id": "prod-secret-deleted",
+        "description": "A production secret was scheduled for deletion.",
+        "runbook": "Page the owner.",
+        "severity": "critical",
+        "events": ["DeleteSecret"],
+        "when": {"key": "secret.tags.env", "op": "eq", "value": "prod"},
+    }
+    rules = compile_rules({"extends": "default", "rules": [tagged_rule]}, "doc")
+    event = eventbridge("secret-deleted")
+    name = event["detail"]["requestParameters"]["secretId"]
+    sm = world.stack.client("secretsmanager")
+    sm.create_secret(Name=name, SecretString="x", Tags=[{"Key": "env", "Value": "prod"}])
+    event["detail"]["requestParameters"]["secretId"] = name
+    event["detail"]["responseElements"] = None
+
+    def pipeline(secretsmanager: Any) -> Pipeline:
+        return Pipeline(
+            ruleset=rules,
+            enricher=Enricher(secretsmanager, world.stack.client("iam"), None),
+            store=AuditStore(world.stack.client("dynamodb"), world.stack.table_name),
+            notifier=Notifier(world.stack.client("sns"), world.stack.topic_arn),
+            retention_days=30,
+            clock=world.clock,
+        )
+
+    # WHEN the first delivery's DescribeSecret is throttled (the tag rule cannot fire) ...
+    throttled = Faulty(sm, [Fault("describe_secret", "error:ThrottlingException")])
+    world.invoke(pipeline(throttled), event, ROUTE_EVENTBRIDGE)
+    assert [m["MessageAttributes"]["rule"]["Value"] for m in world.sent()] == ["secret-deleted"]
+    # ... and the other route delivers the same record later, with enrichment working
+    world.clock.now += timedelta(minutes=5)
+    logs = subscription_event([json.dumps(event["detail"])])
+    world.invoke(pipeline(sm), logs, ROUTE_LOGS)
+    # THEN the missing finding is added to the record, indexed and alerted, once
+    assert [m["MessageAttributes"]["rule"]["Value"] for m in world.sent()] == [
+        "prod-secret-deleted"
+    ]
+    (item,) = world.items()
+    rules_found = sorted(f["M"]["rule"]["S"] for f in item["findings"]["L"])
+    assert rules_found == ["prod-secret-deleted", "secret-deleted"]
+    assert item["severity"]["S"] == "critical"
+    assert item["rule_1"]["S"] == "prod-secret-deleted"
+    assert alert_states(item) == {"secret-deleted": SENT, "prod-secret-deleted": SENT}
+    # AND a third delivery adds and sends nothing more
+    world.clock.now += timedelta(minutes=5)
+    world.invoke(pipeline(sm), logs, ROUTE_LOGS)
+    assert world.sent() == []

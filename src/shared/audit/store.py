@@ -97,28 +97,16 @@ class AuditStore:
         entry: Mapping[str, Any],
         *,
         now_ms: int,
-        previous: Mapping[str, Any] | None,
+        previous: Mapping[str, Any],
     ) -> bool:
         """Take one alert for this invocation (``entry`` holds its owner and deadline).
 
-        Only from what ``previous`` says was there: a handed-back alert ("retry"), a claim past
-        its deadline, or no entry at all (a finding the stored item lacks). True when taken.
+        Only from what ``previous`` says was there: a handed-back alert ("retry") or a claim
+        past its deadline. True when taken.
         """
         names = {"#alerts": "alerts", "#rule": rule_id}
         values: dict[str, Any] = {":entry": serialize(dict(entry))}
-        if previous is None:
-            # A finding the stored item lacks. DynamoDB cannot create a map and set a member of
-            # it in one expression: make sure the map exists first (a no-op when it does).
-            self._conditional(
-                event_id,
-                rule_id,
-                update="SET #alerts = if_not_exists(#alerts, :empty)",
-                condition="attribute_exists(event_id)",
-                names={"#alerts": "alerts"},
-                values={":empty": {"M": {}}},
-            )
-            condition = "attribute_not_exists(#alerts.#rule)"
-        elif previous.get("state") == RETRY:
+        if previous.get("state") == RETRY or previous.get("state") == RETRY:
             names["#state"] = "state"
             values[":retry"] = {"S": RETRY}
             condition = "#alerts.#rule.#state = :retry"
@@ -142,6 +130,59 @@ class AuditStore:
             rule_id,
             update="SET #alerts.#rule = :entry",
             condition=condition,
+            names=names,
+            values=values,
+        )
+
+    def add_finding(
+        self,
+        event_id: str,
+        finding: Mapping[str, Any],
+        entry: Mapping[str, Any],
+        *,
+        severity: str | None,
+        slot: str | None,
+    ) -> bool:
+        """Add a finding the stored item lacks (a rule on enrichment that the first delivery
+        could not evaluate), with its alert entry; once only, whoever races. True when added.
+
+        ``severity`` is the item's new top severity (None: unchanged), ``slot`` a free rule
+        index slot (rule_0..2) to index the finding under, if any.
+        """
+        rule_id = str(finding["rule"])
+        # DynamoDB cannot create a map and set a member of it in one expression: make sure the
+        # map exists first (a no-op when it does).
+        self._conditional(
+            event_id,
+            rule_id,
+            update="SET #alerts = if_not_exists(#alerts, :empty)",
+            condition="attribute_exists(event_id)",
+            names={"#alerts": "alerts"},
+            values={":empty": {"M": {}}},
+        )
+        names = {"#alerts": "alerts", "#rule": rule_id, "#findings": "findings"}
+        values: dict[str, Any] = {
+            ":entry": serialize(dict(entry)),
+            ":new": serialize([dict(finding)]),
+            ":none": {"L": []},
+        }
+        update = (
+            "SET #alerts.#rule = :entry, #findings = list_append(if_not_exists(#findings, :none),"
+            " :new)"
+        )
+        if severity is not None:
+            names["#severity"] = "severity"
+            values[":severity"] = {"S": severity}
+            update += ", #severity = :severity"
+        if slot is not None:
+            names["#slot"] = slot
+            values[":rule"] = {"S": rule_id}
+            update += ", #slot = :rule"
+        return self._conditional(
+            event_id,
+            rule_id,
+            update=update,
+            condition="attribute_not_exists(#alerts.#rule)",
             names=names,
             values=values,
         )
