@@ -147,6 +147,16 @@ def _demo(endpoint: str, events_dir: Path, region: str) -> int:
         "   "
         + ("nothing new: no second audit record, no second alert" if same else "DUPLICATES WRITTEN")
     )
+    from cli import demo_tuning  # noqa: PLC0415
+
+    demo_tuning.show(
+        stack,
+        events_dir,
+        handler=eventbridge.lambda_handler,
+        context=FakeContext("secretwatch-eventbridge"),
+        run=_run_cli,
+        heading=_heading,
+    )
     print("\nDone. Nothing left this machine; the moto server stops now.")
     return 0 if same else 1
 

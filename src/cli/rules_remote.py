@@ -198,8 +198,8 @@ def print_changes(current: InForce, new: RuleSet, today: date | None = None) -> 
         ("exceptions removed", removed_exceptions),
         (f"exceptions expiring within {EXPIRING_DAYS} days", expiring),
     ):
-        print(f"  {label + ':':<34} {safe(', '.join(values)) if values else 'none'}")
-    print(f"  {'rules in force after:':<34} {len(new)}")
+        print(f"  {label + ':':<36} {safe(', '.join(values)) if values else 'none'}")
+    print(f"  {'rules in force after:':<36} {len(new)}")
 
 
 def _changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

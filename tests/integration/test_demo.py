@@ -48,6 +48,13 @@ def test_demo_runs_every_part_and_adds_nothing_the_second_time(
     assert "$ secretwatch audit --secret prod/rds/orders-primary" in out
     assert "prod/rds/orders-primary: 6 event(s), oldest first" in out
     assert "nothing new: no second audit record, no second alert" in out
+    # AND the running stack is tuned: a pushed rule fires, CI's deletion is suppressed, undone
+    tuning = out.split("6. Tuning the running stack", 1)[1]
+    assert "published version 2 of /secretwatch/secretwatch-local/rules" in tuning
+    assert "│ ledger-secret-created" in tuning
+    assert "│ secret-deleted" not in tuning
+    assert "suppressed by exception ci-cleanup, not alerted" in tuning
+    assert "version 3 of /secretwatch/secretwatch-local/rules now holds version 1" in tuning
     assert "Traceback" not in out + err
     # AND the Lambda functions' JSON logs and metrics stay out of the report
     assert '"level":' not in out + err
