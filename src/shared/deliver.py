@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.compose import AlertMessage, to_sns_message
 from shared.errors import DeliveryError
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sns.type_defs import MessageAttributeValueTypeDef
+
+    from shared.compose import AlertMessage
 
 
 class Notifier:
@@ -26,6 +27,8 @@ class Notifier:
         self._topic_arn = topic_arn
 
     def publish(self, alert: AlertMessage) -> str:
+        from shared.compose import to_sns_message  # noqa: PLC0415 — loaded with the first alert
+
         attributes: dict[str, MessageAttributeValueTypeDef] = {
             key: {"DataType": "String", "StringValue": value}
             for key, value in alert.attributes.items()

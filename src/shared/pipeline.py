@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from shared.audit.items import (
     CLAIMED,
@@ -40,7 +40,6 @@ from shared.audit.items import (
     rejected_item,
 )
 from shared.audit.store import AuditStore
-from shared.compose import AlertMessage, build_alert
 from shared.envelopes import ReadItem, read_any, read_awslogs_event, read_eventbridge_event
 from shared.errors import DeliveryError, InputError
 from shared.live_rules import RulesSource, StaticRules
@@ -56,6 +55,9 @@ from shared.models import (
 from shared.observability import count
 from shared.rules import RuleSet
 from shared.text import clean, dumps
+
+if TYPE_CHECKING:
+    from shared.compose import AlertMessage
 
 logger = logging.getLogger("secretwatch.pipeline")
 
@@ -307,7 +309,7 @@ class Pipeline:
         return summary
 
     def _attempt(self, deadline_ms: int | None, request_id: str | None) -> Attempt:
-        token = uuid.uuid4().hex
+        token = os.urandom(16).hex()  # unique per attempt; uuid would import platform at start
         if deadline_ms is None:
             return Attempt(token, self._now_ms() + DEFAULT_LEASE_MS, request_id, False)
         return Attempt(token, deadline_ms, request_id)
@@ -433,6 +435,10 @@ class Pipeline:
                 entry["handed_back"] = "the invocation ran short of time"
             elif self.notifier is not None:
                 entry = self._claim_entry(identifier, attempt)
+            # Composing is only needed by the few records that alert: loaded on first use, so
+            # that it stays out of every container's cold start.
+            from shared.compose import build_alert  # noqa: PLC0415
+
             message = build_alert(
                 record,
                 finding,
