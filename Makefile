@@ -83,7 +83,7 @@ demo: $(VENV)/.stamp
 
 # The replay figure in the README is for REPLAY_RECORDS=100000 (about 12 minutes against moto).
 REPLAY_RECORDS ?= 20000
-bench: $(VENV)/.stamp
+bench: $(VENV)/.stamp build
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_replay.py --records $(REPLAY_RECORDS)
 

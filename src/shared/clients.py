@@ -7,6 +7,7 @@ The DynamoDB and SNS clients every invocation needs are built eagerly; the enric
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import boto3
@@ -39,6 +40,18 @@ PUBLISH_CONFIG = Config(
 
 T = TypeVar("T")
 
+# The services built beyond DynamoDB and SNS, and the only operations the functions call on
+# them. The Lambda artefact carries models trimmed to these (src/trim_models.py), in this folder
+# beside this module: building the SSM client for the rule document then loads 15 KB, not 790.
+# Where the folder is absent (tests, local mode, the command line) botocore's full models apply.
+TRIMMED_OPERATIONS: dict[str, tuple[str, ...]] = {
+    "ssm": ("GetParameter",),
+    "secretsmanager": ("DescribeSecret",),
+    "iam": ("ListAccountAliases",),
+    "organizations": ("DescribeAccount",),
+}
+MODELS_DIR_NAME = "botocore_data"
+
 
 class Lazy[T]:
     """Builds the wrapped client at its first use: cold start pays only for what it uses."""
@@ -58,6 +71,11 @@ class Clients:
 
     def __init__(self, region: str | None = None) -> None:
         self._session = boto3.session.Session(region_name=region)
+        models = Path(__file__).with_name(MODELS_DIR_NAME)
+        if models.is_dir():
+            # Searched before botocore's own data; only the trimmed service models live there.
+            loader = self._session._session.get_component("data_loader")
+            loader.search_paths.insert(0, str(models))
         self.dynamodb: DynamoDBClient = self._client("dynamodb")
         self.sns: SNSClient = self._session.client("sns", config=PUBLISH_CONFIG)
         self.secretsmanager = cast(

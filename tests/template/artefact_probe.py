@@ -67,7 +67,27 @@ def main(argv: list[str]) -> int:
     from shared.runtime import get_pipeline
 
     report["rules"] = len(load_rules().rules)
-    get_pipeline()  # what the first invocation adds: settings, boto3 clients, the rules
+    pipeline = get_pipeline()  # what the first invocation adds: settings, clients, the rules
+
+    # The look-up clients, built as their first use builds them, from the trimmed models.
+    from shared.clients import TRIMMED_OPERATIONS, Clients
+
+    clients = Clients(region="eu-west-1")
+    built = {service: getattr(clients, service) for service in TRIMMED_OPERATIONS}
+    report["trimmed"] = {
+        service: sorted(client.meta.service_model.operation_names)
+        for service, client in built.items()
+    }
+    methods = {
+        "ssm": "get_parameter",
+        "secretsmanager": "describe_secret",
+        "iam": "list_account_aliases",
+        "organizations": "describe_account",
+    }
+    report["trimmed_methods_present"] = all(
+        callable(getattr(built[service], method, None)) for service, method in methods.items()
+    )
+    del pipeline
 
     if mode == "tracer":
         from aws_lambda_powertools import Tracer

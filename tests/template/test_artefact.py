@@ -19,9 +19,11 @@ import pytest
 from scripts import lambda_build_env
 from scripts.lambda_build_env import build_env
 
+from shared.clients import MODELS_DIR_NAME, TRIMMED_OPERATIONS
 from tests.template.cfn import FUNCTIONS, REPO_ROOT, TEMPLATE_PATH, Template, load_template
 
 BUILD_DIR = REPO_ROOT / ".aws-sam" / "build"
+MODELS = MODELS_DIR_NAME
 SRC = REPO_ROOT / "src"
 PROBE = Path(__file__).with_name("artefact_probe.py")
 TIMEOUT_SECONDS = 120
@@ -219,6 +221,7 @@ def test_artefact_code_is_a_copy_of_src_handlers_and_shared(function: str) -> No
         for package in ("handlers", "shared")
         for path in _files(artefact / package)
         if "__pycache__" not in path.parts  # byte-code: see the test below
+        and MODELS not in path.parts  # generated at build: see the trimmed-models test
     }
 
     # THEN they are the source files, every one and nothing else (a stale build fails here)
@@ -350,6 +353,25 @@ def _origins(report: dict[str, Any], artefact: Path) -> dict[str, bool]:
             from_artefact = Path(file).resolve().is_relative_to(artefact.resolve())
             inside[top] = inside.get(top, True) and from_artefact
     return inside
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_artefact_clients_load_only_the_trimmed_models(function: str) -> None:
+    # GIVEN one function's artefact, whose shared/ carries service models trimmed at build
+    models = _artefact(function) / "shared" / MODELS
+    shipped = sorted(
+        path.relative_to(models).parts[0] for path in models.glob("*/*/service-2.json")
+    )
+    assert shipped == sorted(TRIMMED_OPERATIONS)
+
+    # WHEN a fresh interpreter builds the pipeline from it and then each look-up client
+    report = _probe(function, "handlers")
+
+    # THEN each client knows exactly the operations listed for it, and each is one the function
+    # calls (the enrichment and the rule document, by their botocore method names)
+    expected = {service: sorted(operations) for service, operations in TRIMMED_OPERATIONS.items()}
+    assert report["trimmed"] == expected
+    assert report["trimmed_methods_present"] is True
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
