@@ -18,6 +18,7 @@ import os
 import shlex
 import textwrap
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,7 +126,11 @@ def _demo(endpoint: str, events_dir: Path, region: str) -> int:
         print(f"     - {name}")
 
     alerts = _sent_notifications(stack)
-    _heading(f"3. Alerts: {len(alerts)} published (one SNS message per event and rule)")
+    kinds = Counter(_kind(attributes) for *_, attributes in alerts)
+    _heading(
+        f"3. Alerts: {kinds['alert']} published (one SNS message per event and rule), and "
+        f"{kinds['resolved']} resolution (RotationSucceeded closed the RotationFailed alert)"
+    )
     _show_alerts(alerts, stack, sms_queue, json_queue)
 
     secret_name = "prod/rds/orders-primary"  # noqa: S105 — a secret's name, not a password
@@ -334,6 +339,13 @@ def _sent_notifications(stack: LocalStack) -> list[tuple[str, str, str | None, d
         (mid, message, subject, attrs or {})
         for mid, message, subject, attrs, _ in topic.sent_notifications
     ]
+
+
+def _kind(attributes: dict[str, Any]) -> str:
+    """A published message's ``kind`` attribute (moto keeps attributes as sent)."""
+    kind = attributes.get("kind")
+    value = kind.get("Value", kind.get("StringValue")) if isinstance(kind, dict) else kind
+    return str(value or "alert")
 
 
 def _show_alerts(

@@ -17,8 +17,9 @@ from typing import Any
 from cli.output import render_table, safe
 from shared.envelopes import ReadItem, read_bytes
 from shared.errors import InputError
-from shared.models import SEVERITY_RANK
+from shared.models import SEVERITY_RANK, Finding
 from shared.rules import RuleSet, load_rules
+from shared.stateful import StatefulRules, in_memory
 from shared.text import dumps
 
 INPUT_SUFFIXES = (".json", ".gz", ".jsonl", ".ndjson")
@@ -98,10 +99,14 @@ def run(args: argparse.Namespace) -> int:
     return 1 if rejected else 0
 
 
-def evaluate_paths(paths: list[str], ruleset: RuleSet) -> Iterator[Result]:
+def evaluate_paths(
+    paths: list[str], ruleset: RuleSet, *, state: StatefulRules | None = None
+) -> Iterator[Result]:
+    """Each record of each path; one rule state (``offline_state``) across all of them."""
+    state = state if state is not None else in_memory()
     for path_text in paths:
         for path in _expand(Path(path_text)):
-            yield from evaluate_file(path, ruleset)
+            yield from evaluate_file(path, ruleset, state=state)
 
 
 def _expand(path: Path) -> Iterator[Path]:
@@ -118,7 +123,9 @@ def _expand(path: Path) -> Iterator[Path]:
         yield path
 
 
-def evaluate_file(path: Path, ruleset: RuleSet) -> Iterator[Result]:
+def evaluate_file(
+    path: Path, ruleset: RuleSet, *, state: StatefulRules | None = None
+) -> Iterator[Result]:
     name = str(path)
     try:
         data = path.read_bytes()
@@ -127,12 +134,14 @@ def evaluate_file(path: Path, ruleset: RuleSet) -> Iterator[Result]:
         return
     try:
         for item in read_bytes(data):
-            yield _result(name, item, ruleset)
+            yield _result(name, item, ruleset, state)
     except InputError as exc:
         yield Result(name, None, error=f"{name}: {exc}")
 
 
-def _result(name: str, item: ReadItem, ruleset: RuleSet) -> Result:
+def _result(
+    name: str, item: ReadItem, ruleset: RuleSet, state: StatefulRules | None = None
+) -> Result:
     result = Result(name, item.index, event_id=item.event_id, event_name=item.event_name)
     if item.error is not None:
         result.error = f"{name}: record {item.index}{_id_note(item)}: {item.error}"
@@ -144,12 +153,32 @@ def _result(name: str, item: ReadItem, ruleset: RuleSet) -> Result:
     result.secret = record.secret.name if record.secret else None
     result.principal = record.caller.principal
     evaluation = ruleset.evaluate(record)
-    result.findings = [{"rule": f.rule_id, "severity": f.severity} for f in evaluation.findings]
+    if state is not None:
+        evaluation, _ = state.apply(record, None, evaluation, ruleset)
+    result.findings = [_finding(f) for f in evaluation.findings]
     result.rule_errors = [
         f"{name}: record {item.index}: rule {error.rule_id} failed: {error.message}"
         for error in evaluation.rule_errors
     ]
     return result
+
+
+def _finding(finding: Finding) -> dict[str, str]:
+    """A finding's line entry; ``state`` when the rule's state decided it (folded, counted,
+    fired): a folded or counted finding is recorded by a deployed stack but not alerted."""
+    entry = {"rule": finding.rule_id, "severity": finding.severity}
+    if finding.state is not None:
+        entry["state"] = finding.state
+    if finding.mode != "alert":
+        entry["mode"] = finding.mode
+    return entry
+
+
+def _alerting(finding: dict[str, str]) -> bool:
+    return finding.get("state") not in QUIET_STATES and "mode" not in finding
+
+
+QUIET_STATES = ("counted", "folded")
 
 
 def _id_note(item: ReadItem) -> str:
@@ -174,11 +203,17 @@ def print_table(results: list[Result]) -> None:
                 ["skipped", _index(result), result.event_name or "", "", "", result.skipped]
             )
             continue
-        findings_total += len(result.findings)
-        top = max(
-            (f["severity"] for f in result.findings), key=SEVERITY_RANK.__getitem__, default="-"
+        # Severity and count from the findings that would alert; the others are shown, marked.
+        alerting = [f for f in result.findings if _alerting(f)]
+        findings_total += len(alerting)
+        top = max((f["severity"] for f in alerting), key=SEVERITY_RANK.__getitem__, default="-")
+        rule_text = (
+            ", ".join(
+                f"{f['rule']} ({f['severity'] if _alerting(f) else f.get('state') or f['mode']})"
+                for f in result.findings
+            )
+            or "-"
         )
-        rule_text = ", ".join(f"{f['rule']} ({f['severity']})" for f in result.findings) or "-"
         rows.append(
             [
                 top,

@@ -187,6 +187,7 @@ class LocalStack:
     queues: dict[str, str] = field(default_factory=dict)
     template: dict[str, Any] = field(default_factory=dict)
     rules_parameter: str | None = None  # the SSM parameter holding the rule document in force
+    state_table_name: str | None = None  # dedup windows, thresholds and open alerts
 
     def client(self, service: Any) -> Any:
         return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
@@ -223,7 +224,10 @@ def create_stack(
             physical[f"{logical_id}.Arn"] = arn
             physical[f"{logical_id}.QueueName"] = name
 
-    table_name = _create_table(dynamodb, resources, resolver, physical)
+    for logical_id, resource in resources.items():
+        if resource.get("Type") == "AWS::DynamoDB::Table" and _wanted(resource, resolver):
+            _create_table(dynamodb, logical_id, resource, resolver, physical)
+    table_name = physical["AuditTable"]
     topic_arn = _create_topic(sns, resources, resolver, physical)
     rules_parameter = _create_parameters(make("ssm"), resources, resolver, physical)
     environment = _function_environment(template, resolver)
@@ -243,6 +247,7 @@ def create_stack(
         queues,
         template,
         rules_parameter=rules_parameter,
+        state_table_name=physical.get("StateTable"),
     )
 
 
@@ -260,11 +265,11 @@ def _only(resources: Mapping[str, Any], kind: str) -> tuple[str, dict[str, Any]]
 
 def _create_table(
     dynamodb: DynamoDBClient,
-    resources: Mapping[str, Any],
+    logical_id: str,
+    resource: Mapping[str, Any],
     resolver: Resolver,
     physical: dict[str, str],
 ) -> str:
-    logical_id, resource = _only(resources, "AWS::DynamoDB::Table")
     props = resolver.resolve(resource["Properties"])
     name = f"secretwatch-local-{logical_id}"
     arguments: dict[str, Any] = {

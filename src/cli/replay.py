@@ -47,6 +47,7 @@ from shared.observability import quiet_service_telemetry
 from shared.pipeline import ROUTE_REPLAY, EnricherPort, Pipeline, Summary
 from shared.rules import RuleSet, load_rules
 from shared.settings import Settings
+from shared.stateful import in_memory
 from shared.text import dumps
 
 if TYPE_CHECKING:
@@ -442,6 +443,9 @@ def build_pipeline(
         store=store,
         notifier=notifier,
         retention_days=RETENTION_DAYS,
+        # The replayed records are decided among themselves (thresholds on their event time,
+        # repeats folded), in memory: a replay never touches a deployed stack's live state.
+        state=in_memory(),
     )
 
 

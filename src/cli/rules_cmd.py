@@ -29,6 +29,7 @@ from shared.envelopes import read_any, read_bytes
 from shared.errors import InputError
 from shared.models import SEVERITY_RANK
 from shared.rules import Rule, RuleSet, load_rules
+from shared.stateful import in_memory
 from shared.text import dumps
 
 CASE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -293,12 +294,15 @@ def _fire(path: Path, case: dict[str, Any], ruleset: RuleSet, problems: list[str
     except (InputError, OSError) as exc:
         problems.append(f"cannot read the event: {exc}")
         return set()
+    state = in_memory()  # one rule state per case
     fired: set[str] = set()
     for item in items:
         if item.error is not None:
             problems.append(f"record {item.index} rejected: {item.error}")
         elif item.record is not None:
-            fired.update(f.rule_id for f in ruleset.evaluate(item.record).findings)
+            evaluation, _ = state.apply(item.record, None, ruleset.evaluate(item.record), ruleset)
+            # A threshold's match that did not cross it is only counted: the rule did not fire.
+            fired.update(f.rule_id for f in evaluation.findings if f.state != "counted")
     if not items:
         problems.append("the event holds no CloudTrail record")
     return fired

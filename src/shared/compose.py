@@ -21,7 +21,7 @@ import shlex
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, is_dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -115,8 +115,12 @@ def build_alert(
         return _short_alert(record, finding, alert_id, type(exc).__name__)
 
 
+KIND_ALERT, KIND_DIGEST, KIND_RESOLVED = "alert", "digest", "resolved"
+
+
 def _attributes(record: CloudTrailRecord, finding: Finding, alert_id: str) -> dict[str, str]:
     return {
+        "kind": KIND_ALERT,
         "severity": finding.severity,
         "rule": attribute(finding.rule_id),
         "event_name": attribute(record.event_name),
@@ -335,6 +339,9 @@ def _email(
         lines.extend(_INDENT + line for line in request[1:])
     if enrichment.notes:
         lines.append(_label("Notes", "; ".join(clean(note, 300) for note in enrichment.notes)))
+    state = state_line(finding)
+    if state:
+        lines.append(_label("Repeats", state))
     lines.extend(["", clean(finding.description, 4000, keep_newlines=True)])
     if finding.runbook:
         lines.extend(["", "Runbook:", clean(finding.runbook, 8000, keep_newlines=True)])
@@ -342,6 +349,43 @@ def _email(
     lines.append(f"Console: {url}" if url else "Console: (no link: secret or region unknown)")
     lines.append(f"Look up: {clean(command, 300)}")
     return "\n".join(lines) + "\n"
+
+
+def state_line(finding: Finding) -> str | None:
+    """What the rule's state says of this alert: a threshold crossed, or a dedup window opened."""
+    detail = finding.detail or {}
+    if finding.state == "fired":
+        others = detail.get("others") or []
+        group = ", ".join(
+            f"{k} {clean(str(v), 200)}" for k, v in (detail.get("group") or {}).items()
+        )
+        what = f"distinct {detail['distinct']}" if detail.get("distinct") else "events"
+        text = (
+            f"threshold crossed: {detail.get('seen')} {what} within {_duration(detail.get('window_s'))}"
+            f" (needs {detail.get('count')})" + (f" for {group}" if group else "")
+        )
+        if others:
+            text += "; the others: " + ", ".join(clean(str(e), 80) for e in others[:20])
+            if len(others) > 20:
+                text += f" and {len(others) - 20} more"
+        return text
+    if detail.get("window_end_ms"):
+        end = format_time_ms(int(detail["window_end_ms"]))
+        return f"repeats of this alert until {end} are folded into one digest"
+    return None
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, int):
+        return "?"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def format_time_ms(value: int) -> str:
+    return format_time(datetime.fromtimestamp(value / 1000, UTC).replace(microsecond=0))
 
 
 def _account_line(record: CloudTrailRecord, enrichment: Enrichment) -> str:
@@ -526,6 +570,7 @@ def _machine(
     }
     machine: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
+        "kind": KIND_ALERT,
         "alert_id": alert_id,
         "rule": finding.rule_id,
         "severity": finding.severity,
@@ -558,6 +603,8 @@ def _machine(
         "console_url": url,
         "lookup_command": command,
     }
+    if finding.state is not None or finding.detail:
+        machine["state"] = {"state": finding.state, **dict(finding.detail or {})}
     return json_ready(machine)  # type: ignore[no-any-return]
 
 

@@ -123,6 +123,10 @@ class CloudTrailRecord:
         return format_time(self.event_time)
 
 
+FindingState = Literal["folded", "counted", "fired"]
+_QUIET = frozenset({"folded", "counted"})
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """A rule that fired on a record, with the severity it fired at.
@@ -137,10 +141,15 @@ class Finding:
     runbook: str
     mode: RuleMode = "alert"
     exception: str | None = None  # the id of the exception that suppressed it
+    # What the rule's state made of it (shared.stateful): None (a rule without state, or the
+    # first of a dedup window), "folded" (a repeat inside a dedup window, into ``detail``'s
+    # ``folded_into``), "counted" (towards a threshold not reached) or "fired" (it crossed one).
+    state: FindingState | None = None
+    detail: Mapping[str, Any] | None = None
 
     @property
     def alerts(self) -> bool:
-        return self.mode == "alert" and self.exception is None
+        return self.mode == "alert" and self.exception is None and self.state not in _QUIET
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,12 +58,14 @@ from shared.text import clean, dumps
 
 if TYPE_CHECKING:
     from shared.compose import AlertMessage
+    from shared.stateful import Resolution, StatefulRules
 
 logger = logging.getLogger("secretwatch.pipeline")
 
 ROUTE_EVENTBRIDGE: Route = "eventbridge"
 ROUTE_LOGS: Route = "cloudwatch-logs"
 ROUTE_REPLAY: Route = "replay"
+RESOLUTION_PREFIX = "resolved:"  # the alert slot of a resolution: resolved:<rule it closes>
 # No alert is claimed with less time than this left: a Publish (one attempt, 2 s to connect,
 # 5 s to answer) and the state update that follows must finish inside the claim.
 DEADLINE_MARGIN_MS = 10_000
@@ -209,6 +211,7 @@ class Pipeline:
         retention_days: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         console_domain: str | None = None,
+        state: StatefulRules | None = None,
     ) -> None:
         # A source (the live document of a deployed stack) is asked once per invocation, so one
         # invocation applies one document throughout.
@@ -221,6 +224,7 @@ class Pipeline:
         self.retention_days = retention_days
         self.clock = clock
         self.console_domain = console_domain
+        self.state = state  # None: no dedup, thresholds or resolution (a dry run, a replay)
 
     @property
     def dry_run(self) -> bool:
@@ -336,17 +340,24 @@ class Pipeline:
         assert record is not None  # only records are handled
         try:
             enrichment, evaluation = self._evaluate(record, summary, ruleset)
-            findings = evaluation.findings
+            resolutions: list[Resolution] = []
+            if self.store is not None:
+                evaluation, resolutions = self._apply_state(record, enrichment, evaluation, ruleset)
+            # A threshold's match that did not cross it is a count, not a finding of the record.
+            findings = tuple(f for f in evaluation.findings if f.state != "counted")
             summary.findings += len(findings)
             summary.by_severity.update(f.severity for f in findings)
             if self.store is None:
                 summary.decisions.append(_decision(read, "evaluated", findings))
                 return
-            prepared = self._prepare(record, route, attempt, enrichment, evaluation)
+            prepared = self._prepare(
+                record, route, attempt, enrichment, evaluation, resolutions=resolutions
+            )
         except _Broken as broken:
             self._keep_broken(read, broken, route, summary)
             return
-        if not findings:
+        if not any(alert.finding.alerts for alert in prepared.alerts):
+            # Nothing to send (no finding, or only counted, folded, audit-only or excepted)
             quiet.append((read, prepared.item))
             return
         try:
@@ -384,6 +395,30 @@ class Pipeline:
         count("RuleErrors", len(evaluation.rule_errors))
         return enrichment, evaluation
 
+    def _apply_state(
+        self,
+        record: CloudTrailRecord,
+        enrichment: Enrichment,
+        evaluation: Evaluation,
+        ruleset: RuleSet,
+    ) -> tuple[Evaluation, list[Resolution]]:
+        """Dedup, thresholds and resolutions (shared.stateful). Its AWS failures fail the record
+        for a retry; a fault of its own leaves the findings as the rules made them (alerted: a
+        duplicate is better than a loss)."""
+        if self.state is None or not evaluation.findings:
+            return evaluation, []
+        try:
+            return self.state.apply(record, enrichment, evaluation, ruleset)
+        except DeliveryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — the findings go out as they are
+            count("StateFailures")
+            logger.error(
+                "rule state not applied: the findings alert as they are",
+                extra={"event_id": clean(record.event_id, 256), "error": type(exc).__name__},
+            )
+            return evaluation, []
+
     def _prepare(
         self,
         record: CloudTrailRecord,
@@ -391,6 +426,8 @@ class Pipeline:
         attempt: Attempt,
         enrichment: Enrichment,
         evaluation: Evaluation,
+        *,
+        resolutions: list[Resolution] | None = None,
     ) -> _Prepared:
         """Everything that can fail on the record's content, before anything is written."""
         stage = "build the audit record for"
@@ -405,6 +442,7 @@ class Pipeline:
             )
             stage = "compose the alerts for"
             alerts = self._alerts(record, evaluation, enrichment, attempt, item)
+            alerts += self._resolution_alerts(record, resolutions or [], attempt)
             if alerts:
                 item["alerts"] = {alert.finding.rule_id: alert.entry for alert in alerts}
         except Exception as exc:
@@ -422,14 +460,12 @@ class Pipeline:
         alerts: list[_Alert] = []
         short = self._time_short(attempt)
         for finding in evaluation.findings:
+            if finding.state == "counted":
+                continue  # not a finding of this record (the item keeps it as a count)
             identifier = alert_id(record.event_id, finding.rule_id)
             entry = AlertEntry(state=SUPPRESSED, alert_id=identifier)
-            if not finding.alerts:  # audit-only, or an exception covers it: recorded, not sent
-                entry["why"] = (
-                    f"exception {finding.exception}"
-                    if finding.exception is not None
-                    else "the rule is audit-only"
-                )
+            if not finding.alerts:  # recorded, not sent
+                entry["why"] = _why_quiet(finding)
             elif self.notifier is not None and short:
                 entry["state"] = RETRY
                 entry["handed_back"] = "the invocation ran short of time"
@@ -448,6 +484,28 @@ class Pipeline:
                 console_domain=self.console_domain,
             )
             alerts.append(_Alert(finding, message, entry))
+        return alerts
+
+    def _resolution_alerts(
+        self, record: CloudTrailRecord, resolutions: list[Resolution], attempt: Attempt
+    ) -> list[_Alert]:
+        """One ``resolved`` message per open alert this record closed, delivered like alerts."""
+        from shared.messages import build_resolution  # noqa: PLC0415 — only resolutions need it
+
+        alerts: list[_Alert] = []
+        for resolution in resolutions:
+            entry = AlertEntry(state=SUPPRESSED, alert_id=resolution.alert_id)
+            if self.notifier is None:
+                entry["why"] = "recorded only: no notifier"
+            elif self._time_short(attempt):
+                entry["state"] = RETRY
+                entry["handed_back"] = "the invocation ran short of time"
+            else:
+                entry = self._claim_entry(resolution.alert_id, attempt)
+            entry["resolves"] = resolution.resolved_alert_id
+            carrier = Finding(resolution.key, "info", f"resolves {resolution.rule_id}", "")
+            message = build_resolution(record, resolution)
+            alerts.append(_Alert(carrier, message, entry))
         return alerts
 
     def _claim_entry(self, identifier: str, attempt: Attempt) -> AlertEntry:
@@ -528,6 +586,12 @@ class Pipeline:
         taken: list[_Alert] = []
         for alert in alerts:
             previous = states.get(alert.finding.rule_id)
+            if previous is None and alert.finding.rule_id.startswith(RESOLUTION_PREFIX):
+                # A resolution this delivery made (the alert it closes was not open before).
+                added = self._add_resolution(event_id, alert, attempt)
+                if added is not None:
+                    taken.append(added)
+                continue
             if previous is None:
                 # A finding the first delivery could not make (its enrichment failed then):
                 # added to the record, and alerted, now.
@@ -548,6 +612,16 @@ class Pipeline:
             ):
                 taken.append(_Alert(alert.finding, alert.message, entry))
         return taken
+
+    def _add_resolution(self, event_id: str, alert: _Alert, attempt: Attempt) -> _Alert | None:
+        assert self.store is not None
+        if self.notifier is None or self._time_short(attempt):
+            entry = AlertEntry(**alert.entry)
+        else:
+            entry = self._claim_entry(alert.entry["alert_id"], attempt)
+            entry["resolves"] = alert.entry.get("resolves", "")
+        added = self.store.add_alert(event_id, alert.finding.rule_id, entry)
+        return _Alert(alert.finding, alert.message, entry) if added and "owner" in entry else None
 
     def _add_finding(
         self, event_id: str, existing: Mapping[str, Any], alert: _Alert, attempt: Attempt
@@ -734,6 +808,17 @@ def _decision(read: ReadItem, outcome: Outcome, findings: tuple[Finding, ...] = 
         findings=findings,
         error=read.error,
     )
+
+
+def _why_quiet(finding: Finding) -> str:
+    detail = finding.detail or {}
+    if finding.exception is not None:
+        return f"exception {finding.exception}"
+    if finding.state == "folded":
+        return f"folded into alert {detail.get('folded_into')} (dedup)"
+    if finding.state == "counted":
+        return f"counted towards its threshold: {detail.get('seen')} of {detail.get('count')}"
+    return "the rule is audit-only"
 
 
 def _written_by(existing: Mapping[str, Any], attempt: Attempt) -> bool:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from shared.audit.store import AuditStore
 from shared.clients import Clients
 from shared.deliver import Notifier
 from shared.enrich import Enricher
+from shared.errors import ConfigError
 from shared.live_rules import LiveRules, RulesSource, StaticRules, powertools_fetch
 from shared.pipeline import Pipeline
 from shared.rules import default_rules
 from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from shared.digests import DigestSender
 
 
 @lru_cache(maxsize=1)
@@ -21,6 +27,14 @@ def get_pipeline() -> Pipeline:
     rules: RulesSource = StaticRules(default_rules())
     if settings.rules_parameter is not None:
         rules = LiveRules(settings.rules_parameter, powertools_fetch(clients.ssm))
+    state = None
+    if settings.state_table_name is not None:
+        from shared.state.store import StateStore  # noqa: PLC0415
+        from shared.stateful import StatefulRules  # noqa: PLC0415
+
+        state = StatefulRules(
+            StateStore(clients.dynamodb, settings.state_table_name), clock_ms=_now_ms
+        )
     return Pipeline(
         ruleset=rules,
         enricher=Enricher(
@@ -33,4 +47,29 @@ def get_pipeline() -> Pipeline:
         store=AuditStore(clients.dynamodb, settings.table_name),
         notifier=Notifier(clients.sns, settings.topic_arn),
         retention_days=settings.retention_days,
+        state=state,
+    )
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@lru_cache(maxsize=1)
+def get_digests() -> DigestSender:
+    """The digest function's sender: the state table and the alert topic."""
+    from shared.digests import DigestSender  # noqa: PLC0415 — only the digest function
+
+    settings = get_settings()
+    if settings.state_table_name is None:
+        raise ConfigError(
+            "environment variable STATE_TABLE_NAME is required (set by template.yaml)"
+        )
+    clients = Clients(region=settings.region)
+    from shared.state.store import StateStore  # noqa: PLC0415
+
+    return DigestSender(
+        StateStore(clients.dynamodb, settings.state_table_name),
+        Notifier(clients.sns, settings.topic_arn),
+        clock_ms=_now_ms,
     )

@@ -27,6 +27,7 @@ class Settings:
     region: str | None = None
     home_account_id: str | None = None  # the account the stack runs in (IAM knows only its alias)
     rules_parameter: str | None = None  # the SSM parameter of the rule document in force
+    state_table_name: str | None = None  # dedup windows, thresholds, open alerts (None: no state)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -40,6 +41,7 @@ class Settings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             home_account_id=env.get("HOME_ACCOUNT_ID") or None,
             rules_parameter=env.get("RULES_PARAMETER_NAME", "").strip() or None,
+            state_table_name=env.get("STATE_TABLE_NAME", "").strip() or None,
         )
 
 

@@ -504,7 +504,8 @@ def test_timeline_tells_the_story_oldest_first(cli: Cli) -> None:
         "2026-11-05 10:48:26Z  rotation turned off by carol@example.com (SSO, permission set AdministratorAccess) from 198.51.100.140"
     )
     assert "new pending value stored (rotation) by role rotate-db-role" in lines[3]
-    assert lines[4].endswith("rotation succeeded")
+    # (recorded by the audit-only rotation-succeeded, which resolved the open rotation-failed)
+    assert lines[4].endswith("rotation succeeded  [info: rotation-succeeded(audit-only)]")
     assert "encryption key changed to" in lines[5]
     assert "[medium: kms-key-changed]" in lines[5]
     assert "value read by role payments-api-task-role" in lines[6]

@@ -60,7 +60,13 @@ def test_every_payload_by_both_routes_gives_one_item_per_event_and_one_alert_per
     items = server.items()
     assert sorted(i["event_id"]["S"] for i in items) == sorted(event_ids())
     messages = [json.loads(m["Message"]) for m in server.drain()]
-    assert sorted((m["event"]["id"], m["rule"]) for m in messages) == expected_alerts()
+    alerts = [m for m in messages if m["kind"] == "alert"]
+    assert sorted((m["event"]["id"], m["rule"]) for m in alerts) == expected_alerts()
+    # AND the samples' RotationSucceeded closes their RotationFailed once: one resolution
+    resolved = [m for m in messages if m["kind"] == "resolved"]
+    assert [(m["rule"], m["resolved_by_rule"]) for m in resolved] == [
+        ("rotation-failed", "rotation-succeeded")
+    ]
 
 
 @pytest.mark.integration
@@ -69,7 +75,7 @@ def test_message_attributes_and_the_templates_sms_filter(server: Server) -> None
     from cli.demo import _sms_filter
 
     policy = _sms_filter(server.stack)
-    assert policy == {"severity": ["high", "critical"]}
+    assert policy == {"severity": ["high", "critical"], "kind": ["alert"]}
     sms = server.subscribe("sms", policy)
     # WHEN a medium and a critical alert are published
     for name in ("rotation-disabled", "deletion-forced-no-recovery"):

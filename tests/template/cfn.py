@@ -23,7 +23,7 @@ TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 
 Template = dict[str, Any]
 
-FUNCTIONS = ("EventBridgeFunction", "LogSubscriptionFunction")
+FUNCTIONS = ("EventBridgeFunction", "LogSubscriptionFunction", "DigestFunction")
 RULES = ("WriteCallsRule", "ServiceEventsRule", "FailedReadsRule")
 NO_VALUE = {"Ref": "AWS::NoValue"}
 

@@ -146,6 +146,8 @@ def test_build_env_reads_architecture_and_python_from_the_template(template: Tem
         "LAMBDA_PYTHON_EventBridgeFunction": "3.12",
         "LAMBDA_ARCHITECTURE_LogSubscriptionFunction": "x86_64",
         "LAMBDA_PYTHON_LogSubscriptionFunction": "3.12",
+        "LAMBDA_ARCHITECTURE_DigestFunction": "x86_64",
+        "LAMBDA_PYTHON_DigestFunction": "3.12",
     }
     # AND the script's own quick YAML loader (make build uses it) reads the same
     assert build_env(lambda_build_env.load_template(TEMPLATE_PATH)) == build_env(template)

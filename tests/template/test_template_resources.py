@@ -205,7 +205,8 @@ def test_dead_letter_queue_accepts_only_these_rules(template: Template) -> None:
     # GIVEN the events dead-letter queue's policy
     policy = props(template, "EventsDeadLetterQueuePolicy")
 
-    # WHEN / THEN only EventBridge, on behalf of the three rules, may send to it
+    # WHEN / THEN only EventBridge, on behalf of the three rules and the digest schedule, may
+    # send to it
     assert policy["Queues"] == [{"Ref": "EventsDeadLetterQueue"}]
     (statement,) = policy["PolicyDocument"]["Statement"]
     assert statement["Effect"] == "Allow"
@@ -213,7 +214,12 @@ def test_dead_letter_queue_accepts_only_these_rules(template: Template) -> None:
     assert statement["Action"] == "sqs:SendMessage"
     assert statement["Resource"] == {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}
     assert statement["Condition"] == {
-        "ArnEquals": {"aws:SourceArn": [{"Fn::GetAtt": [rule, "Arn"]} for rule in RULES]}
+        "ArnEquals": {
+            "aws:SourceArn": [
+                *({"Fn::GetAtt": [rule, "Arn"]} for rule in RULES),
+                {"Fn::GetAtt": ["DigestFunctionEveryFiveMinutes", "Arn"]},
+            ]
+        }
     }
 
 
@@ -393,12 +399,14 @@ def test_email_and_sms_subscriptions_are_optional(template: Template) -> None:
     for condition, parameter in (("HasEmail", "AlertEmail"), ("HasPhone", "AlertPhoneNumber")):
         assert not evaluate_condition(template, condition, {})
         assert evaluate_condition(template, condition, {parameter: "x"})
-    # AND the SMS subscription filters on the severity message attribute
+    # AND the SMS subscription filters on the severity and kind message attributes: a phone
+    # gets alerts, never digests or resolutions
     assert sms["Properties"]["FilterPolicyScope"] == "MessageAttributes"
     assert sms["Properties"]["FilterPolicy"] == {
         "severity": {
             "Fn::FindInMap": ["SeverityAtOrAbove", {"Ref": "SmsMinimumSeverity"}, "Severities"]
-        }
+        },
+        "kind": ["alert"],
     }
     assert template["Parameters"]["SmsMinimumSeverity"]["AllowedValues"] == list(SEVERITIES)
 
@@ -511,6 +519,8 @@ def test_outputs(template: Template) -> None:
         "LogSubscriptionFunctionName": {"Ref": "LogSubscriptionFunction"},
         "EventsDeadLetterQueueUrl": {"Ref": "EventsDeadLetterQueue"},
         "FailedInvocationQueueUrl": {"Ref": "FailedInvocationQueue"},
+        "StateTableName": {"Ref": "StateTable"},
+        "DigestFunctionName": {"Ref": "DigestFunction"},
     }
 
 

@@ -42,6 +42,7 @@ ALL_RULES = {
     "replication-removed",
     "kms-key-changed",
     "root-activity",
+    "rotation-succeeded",  # audit-only: recorded, and it resolves an open rotation-failed
 }
 
 Run = tuple[int, str, str]
@@ -120,7 +121,8 @@ def test_events_directory_is_read_recursively_and_fires_every_rule(
     # THEN every record of both subfolders is a line, none is rejected, and every rule fires
     results = lines(out)
     files = {Path(r["file"]).parent.name for r in results}
-    fired = {f["rule"] for r in results for f in r["findings"]}
+    # (a threshold rule's match is only "counted" without a burst: those fire in their own test)
+    fired = {f["rule"] for r in results for f in r["findings"] if f.get("state") != "counted"}
     assert files == {"eventbridge", "cloudwatch-logs"}
     assert all(r["error"] is None for r in results)
     assert all(list(r) == CONTRACT_KEYS for r in results)

@@ -544,6 +544,7 @@ def test_attributes_are_strings_for_filter_policies() -> None:
 
     # THEN every attribute is a non-empty string, the alert's stable id among them
     assert attributes == {
+        "kind": "alert",
         "severity": "critical",
         "rule": "secret-deleted",
         "event_name": "DeleteSecret",

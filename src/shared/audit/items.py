@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypedDict, cast
 
@@ -60,6 +61,7 @@ class AlertEntry(TypedDict, total=False):
     why: str  # why a suppressed alert is not sent (an exception, an audit-only rule)
     sent_at: str
     message_id: str
+    resolves: str  # a resolution: the id of the alert it closes
 
 
 class FindingEntry(TypedDict, total=False):
@@ -68,6 +70,8 @@ class FindingEntry(TypedDict, total=False):
     description: str
     mode: str  # "audit-only" (absent: the rule alerts)
     exception: str  # the id of the exception that suppressed it
+    state: str  # "folded" into a dedup window, "counted" or "fired" by a threshold
+    detail: dict[str, Any]  # the dedup window or threshold it belongs to (shared.stateful)
 
 
 class AuditItem(TypedDict, total=False):
@@ -109,6 +113,7 @@ class AuditItem(TypedDict, total=False):
     warnings: list[str]
     rule_errors: list[str]
     enrichment: dict[str, Any]
+    threshold_counts: list[dict[str, Any]]  # threshold rules this record counted towards
     bounded: list[str]  # attributes cut to fit DynamoDB's limits
     storage_error: str  # why only a small item could be kept
     error: str  # a rejected record's reason
@@ -220,7 +225,14 @@ def build_item(
 
     ``alerts`` gives each finding's alert entry; a finding without one is recorded as "retry"
     (not sent yet: the next delivery may claim it), so an item can never hide an alert.
+    A threshold rule's match that did not cross it is not a finding of this record: it is kept
+    under ``threshold_counts`` (rule, how many of how many), out of the severity and indexes.
     """
+    counted = [f for f in evaluation.findings if f.state == "counted"]
+    if counted:
+        evaluation = replace(
+            evaluation, findings=tuple(f for f in evaluation.findings if f.state != "counted")
+        )
     item: dict[str, Any] = {
         **event_view(record),
         "event_id": event_key(record.event_id),
@@ -236,6 +248,7 @@ def build_item(
         "warnings": list(record.warnings) or None,
         "rule_errors": [f"{e.rule_id}: {e.message}" for e in evaluation.rule_errors] or None,
         "enrichment": dict(enrichment) if enrichment else None,
+        "threshold_counts": [_counted_entry(f) for f in counted] or None,
     }
     if evaluation.findings:
         item["severity"] = max(
@@ -252,6 +265,14 @@ def build_item(
     return bounded(_compact(item))
 
 
+def _counted_entry(finding: Finding) -> dict[str, Any]:
+    detail = dict(finding.detail or {})
+    return {
+        "rule": finding.rule_id,
+        **{k: detail[k] for k in ("seen", "count", "window_s") if k in detail},
+    }
+
+
 def finding_entry(finding: Finding) -> FindingEntry:
     entry = FindingEntry(
         rule=finding.rule_id, severity=finding.severity, description=finding.description
@@ -260,6 +281,10 @@ def finding_entry(finding: Finding) -> FindingEntry:
         entry["mode"] = finding.mode
     if finding.exception is not None:
         entry["exception"] = finding.exception
+    if finding.state is not None:
+        entry["state"] = finding.state
+    if finding.detail:
+        entry["detail"] = dict(finding.detail)
     return entry
 
 

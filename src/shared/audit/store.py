@@ -187,6 +187,26 @@ class AuditStore:
             values=values,
         )
 
+    def add_alert(self, event_id: str, key: str, entry: Mapping[str, Any]) -> bool:
+        """Add an alert entry with no finding of its own (a resolution a later delivery made:
+        the alert it closes was not open yet the first time); once only. True when added."""
+        self._conditional(
+            event_id,
+            key,
+            update="SET #alerts = if_not_exists(#alerts, :empty)",
+            condition="attribute_exists(event_id)",
+            names={"#alerts": "alerts"},
+            values={":empty": {"M": {}}},
+        )
+        return self._conditional(
+            event_id,
+            key,
+            update="SET #alerts.#key = :entry",
+            condition="attribute_not_exists(#alerts.#key)",
+            names={"#alerts": "alerts", "#key": key},
+            values={":entry": serialize(dict(entry))},
+        )
+
     def mark_sent(
         self, event_id: str, rule_id: str, owner: str, *, sent_at: str, message_id: str
     ) -> bool:

@@ -26,11 +26,35 @@ from shared.models import (
 DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.json")
 
 Condition = Callable[[CloudTrailRecord, Enrichment | None], bool]
+Getter = Callable[[CloudTrailRecord, Enrichment | None], Any]
 _NOTHING = Evaluation()
 
 
 def utc_today() -> date:
     return datetime.now(UTC).date()
+
+
+@dataclass(frozen=True, slots=True)
+class Dedup:
+    """Repeats of a finding with the same key inside ``window_s`` of arrival fold into the first
+    one's alert; one digest tells of them when the window closes (shared.stateful)."""
+
+    window_s: int
+    key: tuple[str, ...]  # field names, as written
+    getters: tuple[Getter, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """The rule alerts once ``count`` matching events (or distinct values of ``distinct``) of
+    one group fall within any ``window_s`` of event time; not again for the group within it."""
+
+    count: int
+    window_s: int
+    group_by: tuple[str, ...]
+    group_getters: tuple[Getter, ...]
+    distinct: str | None = None
+    distinct_getter: Getter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +69,13 @@ class Rule:
     severity_when: tuple[tuple[Severity, Condition], ...]
     source: dict[str, Any]  # the rule as it stands after overlays, for `secretwatch rules list`
     mode: RuleMode = "alert"
+    dedup: Dedup | None = None
+    threshold: Threshold | None = None
+    resolves: tuple[str, ...] = ()  # the rules whose open alert on the same secret this closes
+
+    @property
+    def stateful(self) -> bool:
+        return self.dedup is not None or self.threshold is not None or bool(self.resolves)
 
     def applies_to_outcome(self, record: CloudTrailRecord) -> bool:
         if self.outcome == "any":
@@ -61,6 +92,12 @@ class Rule:
             if condition(record, enrichment):
                 severity = candidate
                 break
+        if self.threshold is not None:
+            # One matching event is counted, not alerted: only the rule's state (the pipeline's
+            # shared.stateful) can say it crossed the threshold. Without state, it stays counted.
+            return Finding(
+                self.id, severity, self.description, self.runbook, self.mode, state="counted"
+            )
         return Finding(self.id, severity, self.description, self.runbook, self.mode)
 
 
@@ -111,12 +148,16 @@ class RuleSet:
             for name, listed in by_event.items()
         }
         self._wildcard = wildcard
+        self._by_id = {rule.id: rule for rule in self.rules}
+        # Rules whose alerts stay open until a rule that resolves them fires on the same secret.
+        self.resolvable = frozenset(target for rule in self.rules for target in rule.resolves)
+        self.stateful = bool(self.resolvable) or any(rule.stateful for rule in self.rules)
 
     def __len__(self) -> int:
         return len(self.rules)
 
     def get(self, rule_id: str) -> Rule | None:
-        return next((rule for rule in self.rules if rule.id == rule_id), None)
+        return self._by_id.get(rule_id)
 
     def rules_for(self, event_name: str) -> tuple[Rule, ...]:
         return self._by_event.get(event_name, self._wildcard)

@@ -37,6 +37,7 @@ import difflib
 import json
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -47,9 +48,12 @@ from shared.models import SEVERITIES, Severity
 from shared.rules.engine import (
     DEFAULT_RULES_PATH,
     Condition,
+    Dedup,
+    Getter,
     Rule,
     RuleException,
     RuleSet,
+    Threshold,
     utc_today,
 )
 from shared.rules.fields import getter_for, known_keys
@@ -74,8 +78,16 @@ _RULE_KEYS = frozenset(
         "severity_when",
         "enabled",
         "mode",
+        "dedup",
+        "threshold",
+        "resolves",
     }
 )
+_DURATION = re.compile(r"^([1-9][0-9]{0,6})(s|m|h|d)$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DEDUP_MAX_S = 7 * 86400  # a window's state lives in DynamoDB with a TTL past its end
+THRESHOLD_MAX_S = 86400
+THRESHOLD_MAX_COUNT = 1000
 _OUTCOMES = ("success", "failure", "any")
 # Spellings from other rule languages, to suggest the operator meant.
 _ALIASES = {
@@ -217,6 +229,21 @@ def compile_rules(
         seen[rule_id] = where
         if rule is not None:
             rules.append(rule)
+    disabled = set(document.get("disable", [])) if extends == "default" else set()
+    compiled = {rule.id for rule in rules}
+    for position, rule in enumerate(rules):
+        for target in rule.resolves:
+            if target not in seen and target not in disabled:
+                raise RuleConfigError(
+                    f"{seen[rule.id]} ({rule.id}): resolves: {target!r} is not a rule of this "
+                    f"document{_suggest(target, list(seen))}"
+                )
+            if target == rule.id:
+                raise RuleConfigError(f"{seen[rule.id]} ({rule.id}): a rule cannot resolve itself")
+        if any(target not in compiled for target in rule.resolves):
+            # A resolved rule that is disabled (or itself enabled: false) has no alerts to close.
+            kept = tuple(target for target in rule.resolves if target in compiled)
+            rules[position] = replace(rule, resolves=kept)
     exceptions = _compile_exceptions(document.get("exceptions", []), origin, seen)
     return RuleSet(rules, origin, exceptions=exceptions, document=document, today=today)
 
@@ -368,6 +395,21 @@ def _compile_rule(entry: Any, where: str) -> Rule | None:
     severity_when = _compile_severity_when(
         entry.get("severity_when", []), f"{where}: severity_when"
     )
+    dedup = _compile_dedup(entry["dedup"], f"{where}: dedup") if "dedup" in entry else None
+    threshold = (
+        _compile_threshold(entry["threshold"], f"{where}: threshold")
+        if "threshold" in entry
+        else None
+    )
+    if dedup is not None and threshold is not None:
+        raise RuleConfigError(
+            f"{where}: dedup and threshold together: a threshold already alerts once per window"
+        )
+    resolves = entry.get("resolves", [])
+    if not isinstance(resolves, list) or not all(
+        isinstance(target, str) and target for target in resolves
+    ):
+        raise RuleConfigError(f"{where}: resolves must be a list of rule ids")
     if not enabled:
         return None  # validated like the others, then left out
     return Rule(
@@ -381,6 +423,80 @@ def _compile_rule(entry: Any, where: str) -> Rule | None:
         severity_when=severity_when,
         source=entry,
         mode=mode,
+        dedup=dedup,
+        threshold=threshold,
+        resolves=tuple(dict.fromkeys(resolves)),
+    )
+
+
+def duration_seconds(value: Any, where: str, *, most: int) -> int:
+    """``30s``, ``15m``, ``1h``, ``1d`` → seconds, at most ``most``."""
+    match = _DURATION.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise RuleConfigError(
+            f"{where} must be a duration such as 30s, 15m, 1h or 1d, got {value!r}"
+        )
+    seconds = int(match.group(1)) * _SECONDS[match.group(2)]
+    if seconds > most:
+        raise RuleConfigError(f"{where} is {value}: at most {most // 86400 or 1}d")
+    return seconds
+
+
+def _fields(
+    value: Any, where: str, *, empty: bool = False
+) -> tuple[tuple[str, ...], tuple[Getter, ...]]:
+    if not isinstance(value, list) or (not value and not empty):
+        raise RuleConfigError(f"{where} must be a {'' if empty else 'non-empty '}list of fields")
+    getters: list[Getter] = []
+    for position, key in enumerate(value):
+        getter = getter_for(key) if isinstance(key, str) else None
+        if getter is None:
+            raise RuleConfigError(
+                f"{where}[{position}]: unknown field {key!r}{_suggest(key, known_keys())}"
+            )
+        getters.append(getter)
+    return tuple(value), tuple(getters)
+
+
+def _compile_dedup(node: Any, where: str) -> Dedup:
+    if not isinstance(node, dict):
+        raise RuleConfigError(f"{where} must be an object with window and key")
+    _only(node, {"window", "key"}, where, required={"window", "key"})
+    keys, getters = _fields(node["key"], f"{where}.key")
+    return Dedup(
+        duration_seconds(node["window"], f"{where}.window", most=DEDUP_MAX_S), keys, getters
+    )
+
+
+def _compile_threshold(node: Any, where: str) -> Threshold:
+    if not isinstance(node, dict):
+        raise RuleConfigError(f"{where} must be an object with count and window")
+    _only(node, {"count", "window", "group_by", "distinct"}, where, required={"count", "window"})
+    count = node["count"]
+    if (
+        isinstance(count, bool)
+        or not isinstance(count, int)
+        or not 2 <= count <= THRESHOLD_MAX_COUNT
+    ):
+        raise RuleConfigError(
+            f"{where}.count must be a whole number from 2 to {THRESHOLD_MAX_COUNT}, got {count!r}"
+        )
+    group, getters = _fields(node.get("group_by", []), f"{where}.group_by", empty=True)
+    distinct = node.get("distinct")
+    distinct_getter = None
+    if distinct is not None:
+        distinct_getter = getter_for(distinct) if isinstance(distinct, str) else None
+        if distinct_getter is None:
+            raise RuleConfigError(
+                f"{where}.distinct: unknown field {distinct!r}{_suggest(distinct, known_keys())}"
+            )
+    return Threshold(
+        count=count,
+        window_s=duration_seconds(node["window"], f"{where}.window", most=THRESHOLD_MAX_S),
+        group_by=group,
+        group_getters=getters,
+        distinct=distinct,
+        distinct_getter=distinct_getter,
     )
 
 
