@@ -45,7 +45,10 @@ CONDITIONAL = {
     "organizations:DescribeAccount": "OrganizationsLookupOn",
     "xray:PutTraceSegments": "TracingOn",
     "xray:PutTelemetryRecords": "TracingOn",
+    "secretsmanager:RestoreSecret": "AutoRestoreOn",
 }
+BY_SECRET_INDEX = {"Fn::Sub": "${AuditTable.Arn}/index/by-secret"}
+AUTO_RESTORE_TAG_CONDITION = {"StringEquals": {"aws:ResourceTag/secretwatch:auto-restore": "true"}}
 SECRET_VALUE_ACTIONS = {
     "secretsmanager:getsecretvalue",
     "secretsmanager:batchgetsecretvalue",
@@ -67,6 +70,8 @@ def _expected_resources(function: str) -> dict[str, Any]:
         "secretsmanager:DescribeSecret": SECRETS_IN_ACCOUNT,
         "sqs:SendMessage": QUEUE_ARN,
         "ssm:GetParameter": RULES_PARAMETER,  # the rule document in force, and nothing else
+        "dynamodb:Query": BY_SECRET_INDEX,  # a deletion's recent readers, one index only
+        "secretsmanager:RestoreSecret": SECRETS_IN_ACCOUNT,  # under the tag condition below
         **dict.fromkeys(NO_RESOURCE_LEVEL, "*"),
     }
     if function == "LogSubscriptionFunction":
@@ -118,6 +123,35 @@ def test_optional_grants_depend_on_their_parameters(template: Template, function
     for grant in grants:
         if "*" in grant.resources:
             assert set(grant.actions) <= NO_RESOURCE_LEVEL, grant
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_restore_is_granted_only_on_secrets_tagged_for_it(
+    template: Template, function: str
+) -> None:
+    # GIVEN the function's statements
+    grants = _grants(template, function)
+
+    # WHEN the statement granting RestoreSecret is found
+    (restore,) = [g for g in grants if "secretsmanager:RestoreSecret" in g.actions]
+
+    # THEN it grants that action alone, only on secrets carrying the opt-in tag, and only when
+    # AutoRestore is not disabled; every other statement carries no IAM condition
+    assert restore.actions == ["secretsmanager:RestoreSecret"]
+    assert restore.statement["Condition"] == AUTO_RESTORE_TAG_CONDITION
+    assert restore.condition == "AutoRestoreOn"
+    assert template["Conditions"]["AutoRestoreOn"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AutoRestore"}, "disabled"]}]
+    }
+    assert template["Parameters"]["AutoRestore"]["Default"] == "disabled"
+    assert template["Parameters"]["AutoRestore"]["AllowedValues"] == [
+        "disabled",
+        "dry-run",
+        "enabled",
+    ]
+    for grant in grants:
+        if grant is not restore:
+            assert "Condition" not in grant.statement, grant
 
 
 def test_batch_actions_only_on_the_log_subscription_function(template: Template) -> None:
@@ -232,6 +266,7 @@ def test_environment_comes_from_references_not_literals(template: Template) -> N
         "POWERTOOLS_TRACE_DISABLED": {"Fn::If": ["TracingOn", "false", "true"]},
         "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
         "RULES_PARAMETER_NAME": {"Ref": "RulesParameter"},
+        "AUTO_RESTORE": {"Ref": "AutoRestore"},
     }
     for function in FUNCTIONS:
         assert "Environment" not in props(template, function), function
