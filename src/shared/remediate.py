@@ -107,7 +107,7 @@ class Remediation:
             return f"deletion cancelled: {tail}"
         if self.result == "would-restore":
             return f"dry run, deletion not cancelled: {tail}"
-        return f"deletion NOT cancelled (RestoreSecret failed: {self.error}): {tail}"
+        return f"deletion NOT cancelled ({self.error}): {tail}"  # the Action line says more
 
 
 def wants_restore(record: CloudTrailRecord, evaluation: Evaluation, enrichment: Enrichment) -> bool:
