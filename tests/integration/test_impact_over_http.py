@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from scripts.make_events import subscription_event
 
 from cli.local_stack import create_stack
@@ -94,13 +94,15 @@ def test_a_failing_look_up_over_http_still_alerts(stack_with: StackFactory) -> N
 
     store = get_pipeline().store
     assert store is not None
-    denied = AWSResponse("https://dynamodb", 400, {}, None)
+    denied = AWSResponse("https://dynamodb", 400, HTTPHeaders(), None)
 
     def refuse(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         error = {"Code": "AccessDeniedException", "Message": "not authorized"}
         return denied, {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
 
-    store._db.meta.events.register("before-call.dynamodb.Query", refuse)
+    # A before-call handler's answer replaces the HTTP call (botocore's short-circuit).
+    hooks: Any = store._db.meta.events
+    hooks.register("before-call.dynamodb.Query", refuse)
 
     # WHEN the deletion arrives
     result = eventbridge.lambda_handler(eventbridge_event(deletion()), Context())
