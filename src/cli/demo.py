@@ -43,6 +43,12 @@ def register(commands: Any) -> None:
         "--events", default=str(EVENTS), metavar="DIR", help="payloads to send (default: events/)"
     )
     parser.add_argument("--region", default="eu-west-1")
+    parser.add_argument(
+        "--auto-restore",
+        choices=("disabled", "dry-run", "enabled"),  # template.yaml AutoRestore AllowedValues
+        default=os.environ.get("SECRETWATCH_AUTO_RESTORE", "disabled"),
+        help="the stack's AutoRestore parameter (default: $SECRETWATCH_AUTO_RESTORE or disabled)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -78,15 +84,26 @@ def run(args: argparse.Namespace) -> int:
     server, endpoint = start_moto_server()
     try:
         with quiet_service_telemetry():
-            return _demo(endpoint, Path(args.events), args.region)
+            return _demo(
+                endpoint,
+                Path(args.events),
+                args.region,
+                parameters={"AutoRestore": getattr(args, "auto_restore", "disabled")},
+            )
     finally:
         server.stop()
 
 
-def _demo(endpoint: str, events_dir: Path, region: str) -> int:
+def _demo(
+    endpoint: str,
+    events_dir: Path,
+    region: str,
+    *,
+    parameters: dict[str, str] | None = None,
+) -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    stack = create_stack(endpoint, region=region)
+    stack = create_stack(endpoint, region=region, parameters=parameters)
     _configure_environment(stack, endpoint)
     from handlers import eventbridge, log_subscription  # noqa: PLC0415 — after the environment is set
 

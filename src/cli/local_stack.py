@@ -194,13 +194,23 @@ class LocalStack:
 
 
 def create_stack(
-    endpoint_url: str | None, *, region: str = "us-east-1", path: Path = TEMPLATE
+    endpoint_url: str | None,
+    *,
+    region: str = "us-east-1",
+    path: Path = TEMPLATE,
+    parameters: Mapping[str, str] | None = None,
 ) -> LocalStack:
-    """Create the template's table, topic, key, queues and rules on a moto server."""
+    """Create the template's table, topic, key, queues and rules on a moto server.
+
+    ``parameters`` overrides the template's parameter defaults, as ``sam deploy
+    --parameter-overrides`` would (``{"AutoRestore": "enabled"}``); each is checked against the
+    parameter's AllowedValues, so a local stack cannot take a value a deployment would refuse.
+    """
     template = load_template(path)
     resources: dict[str, Any] = template["Resources"]
     physical: dict[str, str] = {}
     resolver = Resolver(template, physical, region)
+    resolver.parameters.update(_checked_parameters(template, parameters or {}))
 
     def make(service: Any) -> Any:
         return boto3.client(service, region_name=region, endpoint_url=endpoint_url)
@@ -249,6 +259,21 @@ def create_stack(
         rules_parameter=rules_parameter,
         state_table_name=physical.get("StateTable"),
     )
+
+
+def _checked_parameters(
+    template: Mapping[str, Any], overrides: Mapping[str, str]
+) -> dict[str, str]:
+    declared: Mapping[str, Any] = template.get("Parameters", {})
+    for name, value in overrides.items():
+        if name not in declared:
+            raise ConfigError(f"template.yaml has no parameter {name}")
+        allowed = declared[name].get("AllowedValues")
+        if allowed is not None and value not in [str(v) for v in allowed]:
+            raise ConfigError(
+                f"parameter {name} must be one of {', '.join(map(str, allowed))}, got {value!r}"
+            )
+    return dict(overrides)
 
 
 def _wanted(resource: Mapping[str, Any], resolver: Resolver) -> bool:

@@ -46,7 +46,7 @@ T = TypeVar("T")
 # Where the folder is absent (tests, local mode, the command line) botocore's full models apply.
 TRIMMED_OPERATIONS: dict[str, tuple[str, ...]] = {
     "ssm": ("GetParameter",),
-    "secretsmanager": ("DescribeSecret",),
+    "secretsmanager": ("DescribeSecret", "RestoreSecret"),  # RestoreSecret: AutoRestore
     "iam": ("ListAccountAliases",),
     "organizations": ("DescribeAccount",),
 }

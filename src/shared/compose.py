@@ -27,9 +27,11 @@ from urllib.parse import quote
 
 from shared.audit.items import alert_id as stable_alert_id
 from shared.audit.items import event_view
+from shared.impact import describe, reader_lines, sms_note
 from shared.models import Caller, CloudTrailRecord, Finding, RequestFields, format_time
 from shared.narrate import DEFAULT_RECOVERY_WINDOW_DAYS, headline
 from shared.text import (
+    ASCII_PRINTABLE,
     ELLIPSIS,
     GSM7_SAFE,
     attribute,
@@ -44,6 +46,7 @@ from shared.text import (
 
 if TYPE_CHECKING:
     from shared.models import Enrichment, SecretDetails
+    from shared.remediate import Remediation
 
 # A child of the Powertools service logger ("secretwatch"): same JSON handler, same level.
 logger = logging.getLogger("secretwatch." + __name__.rpartition(".")[2])
@@ -92,6 +95,7 @@ def build_alert(
     item: Mapping[str, Any] | None = None,
     alert_id: str | None = None,
     console_domain: str | None = None,
+    remediation: Remediation | None = None,
 ) -> AlertMessage:
     """The alert for one finding. Never raises: if composing the full message fails on some
     hostile input, a short message with the essentials goes out instead (a lost alert is worse
@@ -104,9 +108,10 @@ def build_alert(
         alert_id = stable_alert_id(record.event_id, finding.rule_id)
     try:
         view = item if item is not None else event_view(record)
-        return _full_alert(
+        alert = _full_alert(
             record, finding, enrichment, view, alert_id=alert_id, console_domain=console_domain
         )
+        return alert if remediation is None else _with_remediation(alert, record, remediation)
     except Exception as exc:  # noqa: BLE001 — the alert must go out whatever the record holds
         logger.error(
             "alert composed in short form",
@@ -144,9 +149,45 @@ def _full_alert(
     return AlertMessage(
         subject=_subject(record, finding),
         email=_email(record, finding, enrichment, view, url=url, command=command),
-        sms=_sms(record, finding),
+        sms=_sms_with_readers(_sms(record, finding), enrichment),
         machine=_machine(record, finding, enrichment, url=url, command=command, alert_id=alert_id),
         attributes=_attributes(record, finding, alert_id),
+    )
+
+
+def _with_remediation(
+    alert: AlertMessage, record: CloudTrailRecord, remediation: Remediation
+) -> AlertMessage:
+    """The alert of a finding that auto-restore acted on says so first, in every medium."""
+    secret, who = _secret_name(record), _short_caller(record.caller)
+    reader = remediation.reader or who
+    severity = str(alert.machine.get("severity", "")).upper()
+
+    def fitted(head: str, limit: int, alphabet: frozenset[str], marker: str) -> str:
+        fixed = len(head) + len(fold(remediation.sentence("", ""), alphabet))
+        short_secret, short_who = fit(
+            [fold(secret, alphabet), fold(who, alphabet)], max(limit - fixed, 16), marker
+        )
+        line = head + fold(remediation.sentence(short_secret, short_who), alphabet)
+        return cut(line, limit, marker).rstrip()
+
+    line = remediation.sentence(clean(secret, 520), clean(reader, 300))
+    action = (
+        f"{clean(remediation.mode, 20)}: RestoreSecret on {clean(remediation.secret, 600)} at "
+        f"{clean(remediation.at, 40)}: {remediation.result}"
+    )
+    if remediation.error:
+        action += f" ({clean(remediation.error, 200)})"
+    return AlertMessage(
+        subject=fitted(f"[{severity}] ", SUBJECT_MAX, ASCII_PRINTABLE, "..."),
+        email=f"{line[:1].upper()}{line[1:]}.\n{_label('Action', action)}\n\n{alert.email}",
+        sms=fitted(f"secretwatch {severity} ", SMS_MAX, GSM7_SAFE, ".."),
+        machine={
+            **alert.machine,
+            "headline": json_ready(remediation.sentence(secret, reader)),
+            "remediation": json_ready(remediation.to_dict()),
+        },
+        attributes=alert.attributes,
     )
 
 
@@ -266,6 +307,14 @@ def _subject(record: CloudTrailRecord, finding: Finding) -> str:
     return f"{head}{secret}{flag} by {caller}{failed}".rstrip()
 
 
+def _sms_with_readers(sms: str, enrichment: Enrichment) -> str:
+    """A deletion's readers, in a few characters, when they still fit the one segment."""
+    if enrichment.readers is None:
+        return sms
+    note = sms_note(enrichment.readers)
+    return sms + note if len(sms) + len(note) <= SMS_MAX else sms
+
+
 def _sms(record: CloudTrailRecord, finding: Finding) -> str:
     def gsm(value: str) -> str:
         return fold(value, GSM7_SAFE)
@@ -329,6 +378,10 @@ def _email(
     secret = _secret_lines(record, enrichment.secret)
     lines.append(_label("Secret", secret[0]))
     lines.extend(_INDENT + line for line in secret[1:])
+    if enrichment.readers is not None:
+        escape = _escape_300
+        lines.append(_label("Readers", describe(enrichment.readers, escape)))
+        lines.extend(_INDENT + line for line in reader_lines(enrichment.readers, escape))
     if record.failed:
         code = clean(record.error_code, 200) if record.error_code else "(no code)"
         message = f": {clean(record.error_message, 1100)}" if record.error_message else ""
@@ -386,6 +439,10 @@ def _duration(seconds: Any) -> str:
 
 def format_time_ms(value: int) -> str:
     return format_time(datetime.fromtimestamp(value / 1000, UTC).replace(microsecond=0))
+
+
+def _escape_300(value: str) -> str:
+    return clean(value, 300)
 
 
 def _account_line(record: CloudTrailRecord, enrichment: Enrichment) -> str:

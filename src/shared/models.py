@@ -18,6 +18,8 @@ from shared.errors import UnexpectedResponse
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.type_defs import DescribeSecretResponseTypeDef
 
+    from shared.impact import Readers
+
 Severity = Literal["info", "low", "medium", "high", "critical"]
 Route = Literal["eventbridge", "cloudwatch-logs", "replay"]
 RuleOutcome = Literal["success", "failure", "any"]  # which calls a rule looks at
@@ -218,6 +220,8 @@ class SecretDetails:
     last_changed_date: datetime | None = None
     last_rotated_date: datetime | None = None
     primary_region: str | None = None
+    # The day the secret was last read (AWS keeps it to the day); None: never, or not reported.
+    last_accessed_date: datetime | None = None
 
     def __post_init__(self) -> None:
         # A read-only view over a private copy: the caller's dict cannot change it afterwards.
@@ -247,6 +251,7 @@ class SecretDetails:
             last_changed_date=_utc(response.get("LastChangedDate")),
             last_rotated_date=_utc(response.get("LastRotatedDate")),
             primary_region=response.get("PrimaryRegion"),
+            last_accessed_date=_utc(response.get("LastAccessedDate")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -263,6 +268,7 @@ class SecretDetails:
             "last_changed_date": _time(self.last_changed_date),
             "last_rotated_date": _time(self.last_rotated_date),
             "primary_region": self.primary_region,
+            "last_accessed_date": _time(self.last_accessed_date),
         }
 
 
@@ -274,6 +280,7 @@ class Enrichment:
     account_alias: str | None = None  # IAM alias of the account the event was recorded in
     account_name: str | None = None  # Organizations name of that account
     notes: tuple[str, ...] = ()
+    readers: Readers | None = None  # deletion records only: who still reads the secret
 
     @classmethod
     def empty(cls) -> Enrichment:
@@ -285,9 +292,12 @@ class Enrichment:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: datetimes as ISO 8601 UTC strings, tags as a plain dict."""
-        return {
+        out: dict[str, Any] = {
             "secret": None if self.secret is None else self.secret.to_dict(),
             "account_alias": self.account_alias,
             "account_name": self.account_name,
             "notes": list(self.notes),
         }
+        if self.readers is not None:  # absent, not null, on every record that is no deletion
+            out["readers"] = self.readers.to_dict()
+        return out

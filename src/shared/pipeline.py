@@ -36,6 +36,7 @@ from shared.audit.items import (
     AuditItem,
     alert_id,
     build_item,
+    event_key,
     finding_entry,
     rejected_item,
 )
@@ -53,6 +54,7 @@ from shared.models import (
     format_time,
 )
 from shared.observability import count
+from shared.remediate import Remediation, Restorer
 from shared.rules import RuleSet
 from shared.text import clean, dumps
 
@@ -212,6 +214,7 @@ class Pipeline:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         console_domain: str | None = None,
         state: StatefulRules | None = None,
+        remediator: Restorer | None = None,
     ) -> None:
         # A source (the live document of a deployed stack) is asked once per invocation, so one
         # invocation applies one document throughout.
@@ -225,6 +228,7 @@ class Pipeline:
         self.clock = clock
         self.console_domain = console_domain
         self.state = state  # None: no dedup, thresholds or resolution (a dry run, a replay)
+        self.remediator = remediator  # None: no remediation (AutoRestore disabled, the CLI)
 
     @property
     def dry_run(self) -> bool:
@@ -267,6 +271,7 @@ class Pipeline:
         summary = Summary()
         attempt = self._attempt(deadline_ms, request_id)
         ruleset = self.rules.current()
+        _new_invocation(self.enricher)
         failed_lookups = self._enrichment_failures()
         quiet: list[tuple[ReadItem, AuditItem]] = []  # no findings: written in batches
         failures: list[DeliveryError] = []
@@ -430,8 +435,10 @@ class Pipeline:
         resolutions: list[Resolution] | None = None,
     ) -> _Prepared:
         """Everything that can fail on the record's content, before anything is written."""
-        stage = "build the audit record for"
+        stage = "remediate"
         try:
+            remediation = self._remediate(record, evaluation, enrichment)
+            stage = "build the audit record for"
             item = build_item(
                 record,
                 evaluation,
@@ -440,8 +447,12 @@ class Pipeline:
                 retention_days=self.retention_days,
                 now=self.clock(),
             )
+            if remediation is not None:
+                item["remediation"] = remediation.to_dict()
             stage = "compose the alerts for"
-            alerts = self._alerts(record, evaluation, enrichment, attempt, item)
+            alerts = self._alerts(
+                record, evaluation, enrichment, attempt, item, remediation=remediation
+            )
             alerts += self._resolution_alerts(record, resolutions or [], attempt)
             if alerts:
                 item["alerts"] = {alert.finding.rule_id: alert.entry for alert in alerts}
@@ -456,6 +467,8 @@ class Pipeline:
         enrichment: Enrichment,
         attempt: Attempt,
         item: AuditItem,
+        *,
+        remediation: Remediation | None = None,
     ) -> list[_Alert]:
         alerts: list[_Alert] = []
         short = self._time_short(attempt)
@@ -482,6 +495,9 @@ class Pipeline:
                 item=item,
                 alert_id=identifier,
                 console_domain=self.console_domain,
+                remediation=remediation
+                if remediation is not None and remediation.rule_id == finding.rule_id
+                else None,
             )
             alerts.append(_Alert(finding, message, entry))
         return alerts
@@ -507,6 +523,29 @@ class Pipeline:
             message = build_resolution(record, resolution)
             alerts.append(_Alert(carrier, message, entry))
         return alerts
+
+    def _remediate(
+        self, record: CloudTrailRecord, evaluation: Evaluation, enrichment: Enrichment
+    ) -> Remediation | None:
+        """Opt-in auto-restore (shared.remediate); before the item is built, so it records it."""
+        if self.remediator is None:
+            return None
+        return self.remediator.act(
+            record, evaluation, enrichment, previous=lambda: self._stored_remediation(record)
+        )
+
+    def _stored_remediation(self, record: CloudTrailRecord) -> Mapping[str, Any] | None:
+        """What a previous delivery of this event did: a retry must not act a second time."""
+        if self.store is None:
+            return None
+        try:
+            existing = self.store.get(event_key(record.event_id))
+        except DeliveryError:
+            # Acting again is still safe: RestoreSecret on a restored secret is refused with
+            # InvalidRequestException, which reads as "already restored".
+            return None
+        found = (existing or {}).get("remediation")
+        return found if isinstance(found, Mapping) else None
 
     def _claim_entry(self, identifier: str, attempt: Attempt) -> AlertEntry:
         entry = AlertEntry(
@@ -836,6 +875,13 @@ def _claimable(entry: Mapping[str, Any], now_ms: int) -> bool:
         return True
     deadline = entry.get("deadline")
     return state == CLAIMED and isinstance(deadline, int) and deadline < now_ms
+
+
+def _new_invocation(enricher: EnricherPort) -> None:
+    """Per-invocation caches (the readers of a deleted secret) start empty."""
+    begin = getattr(enricher, "new_invocation", None)
+    if begin is not None:
+        begin()
 
 
 def _guarded(items: Iterable[ReadItem]) -> Iterator[ReadItem]:

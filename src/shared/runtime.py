@@ -6,13 +6,16 @@ import time
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from shared.audit.recent_readers import RecentReaders
 from shared.audit.store import AuditStore
 from shared.clients import Clients
 from shared.deliver import Notifier
 from shared.enrich import Enricher
 from shared.errors import ConfigError
+from shared.impact import ImpactEnricher
 from shared.live_rules import LiveRules, RulesSource, StaticRules, powertools_fetch
 from shared.pipeline import Pipeline
+from shared.remediate import Restorer
 from shared.rules import default_rules
 from shared.settings import get_settings
 
@@ -35,18 +38,23 @@ def get_pipeline() -> Pipeline:
         state = StatefulRules(
             StateStore(clients.dynamodb, settings.state_table_name), clock_ms=_now_ms
         )
+    enricher = Enricher(
+        clients.secretsmanager,
+        clients.iam,
+        clients.organizations if settings.organizations_lookup else None,
+        ttl_seconds=settings.enrich_cache_seconds,
+        home_account_id=settings.home_account_id,
+    )
+    readers = RecentReaders(clients.dynamodb, settings.table_name, stats=enricher.stats)
     return Pipeline(
         ruleset=rules,
-        enricher=Enricher(
-            clients.secretsmanager,
-            clients.iam,
-            clients.organizations if settings.organizations_lookup else None,
-            ttl_seconds=settings.enrich_cache_seconds,
-            home_account_id=settings.home_account_id,
-        ),
+        enricher=ImpactEnricher(enricher, readers),
         store=AuditStore(clients.dynamodb, settings.table_name),
         notifier=Notifier(clients.sns, settings.topic_arn),
         retention_days=settings.retention_days,
+        remediator=None
+        if settings.auto_restore == "disabled"
+        else Restorer(clients.secretsmanager, settings.auto_restore),
         state=state,
     )
 

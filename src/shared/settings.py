@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from shared.errors import ConfigError
+from shared.remediate import AUTO_RESTORE_MODES, AutoRestore
 
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no", ""})
 
@@ -28,6 +29,7 @@ class Settings:
     home_account_id: str | None = None  # the account the stack runs in (IAM knows only its alias)
     rules_parameter: str | None = None  # the SSM parameter of the rule document in force
     state_table_name: str | None = None  # dedup windows, thresholds, open alerts (None: no state)
+    auto_restore: AutoRestore = "disabled"  # stack parameter AutoRestore (shared.remediate)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -42,6 +44,7 @@ class Settings:
             home_account_id=env.get("HOME_ACCOUNT_ID") or None,
             rules_parameter=env.get("RULES_PARAMETER_NAME", "").strip() or None,
             state_table_name=env.get("STATE_TABLE_NAME", "").strip() or None,
+            auto_restore=_auto_restore(env),
         )
 
 
@@ -77,6 +80,19 @@ def _bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     if lowered in _FALSE:
         return False
     raise ConfigError(f"environment variable {name} must be true or false, got {text!r}")
+
+
+def _auto_restore(env: Mapping[str, str]) -> AutoRestore:
+    text = env.get("AUTO_RESTORE", "").strip()
+    if not text:
+        return "disabled"  # absent: the stack predates the setting, which defaults to off
+    for mode in AUTO_RESTORE_MODES:
+        if text == mode:
+            return mode
+    raise ConfigError(
+        f"environment variable AUTO_RESTORE must be one of {', '.join(AUTO_RESTORE_MODES)}, "
+        f"got {text!r}"
+    )
 
 
 @lru_cache(maxsize=1)

@@ -45,7 +45,10 @@ CONDITIONAL = {
     "organizations:DescribeAccount": "OrganizationsLookupOn",
     "xray:PutTraceSegments": "TracingOn",
     "xray:PutTelemetryRecords": "TracingOn",
+    "secretsmanager:RestoreSecret": "AutoRestoreOn",
 }
+BY_SECRET_INDEX = {"Fn::Sub": "${AuditTable.Arn}/index/by-secret"}
+AUTO_RESTORE_TAG_CONDITION = {"StringEquals": {"aws:ResourceTag/secretwatch:auto-restore": "true"}}
 SECRET_VALUE_ACTIONS = {
     "secretsmanager:getsecretvalue",
     "secretsmanager:batchgetsecretvalue",
@@ -92,6 +95,8 @@ def _expected_grants(function: str) -> list[tuple[str, Any]]:
         ("secretsmanager:DescribeSecret", SECRETS_IN_ACCOUNT),
         ("sqs:SendMessage", QUEUE_ARN),
         ("ssm:GetParameter", RULES_PARAMETER),  # the rule document in force, and nothing else
+        ("dynamodb:Query", BY_SECRET_INDEX),  # a deletion's recent readers, one index only
+        ("secretsmanager:RestoreSecret", SECRETS_IN_ACCOUNT),  # under the tag condition below
         *((action, "*") for action in sorted(NO_RESOURCE_LEVEL)),
     ]
     if function == "LogSubscriptionFunction":
@@ -156,6 +161,40 @@ def test_optional_grants_depend_on_their_parameters(template: Template, function
     for grant in grants:
         if "*" in grant.resources:
             assert set(grant.actions) <= NO_RESOURCE_LEVEL, grant
+
+
+@pytest.mark.parametrize("function", ["EventBridgeFunction", "LogSubscriptionFunction"])
+def test_restore_is_granted_only_on_secrets_tagged_for_it(
+    template: Template, function: str
+) -> None:
+    # GIVEN the function's statements
+    grants = _grants(template, function)
+
+    # WHEN the statement granting RestoreSecret is found
+    (restore,) = [g for g in grants if "secretsmanager:RestoreSecret" in g.actions]
+
+    # THEN it grants that action alone, only on secrets carrying the opt-in tag, and only when
+    # AutoRestore is not disabled; every other statement carries no IAM condition
+    assert restore.actions == ["secretsmanager:RestoreSecret"]
+    assert restore.statement["Condition"] == AUTO_RESTORE_TAG_CONDITION
+    assert restore.condition == "AutoRestoreOn"
+    assert template["Conditions"]["AutoRestoreOn"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AutoRestore"}, "disabled"]}]
+    }
+    assert template["Parameters"]["AutoRestore"]["Default"] == "disabled"
+    assert template["Parameters"]["AutoRestore"]["AllowedValues"] == [
+        "disabled",
+        "dry-run",
+        "enabled",
+    ]
+    for grant in grants:
+        if grant is not restore:
+            assert "Condition" not in grant.statement, grant
+
+
+def test_the_digest_function_restores_nothing(template: Template) -> None:
+    actions = {a for grant in _grants(template, "DigestFunction") for a in grant.actions}
+    assert not {a for a in actions if a.startswith("secretsmanager:")}
 
 
 def test_batch_actions_only_on_the_log_subscription_function(template: Template) -> None:
@@ -277,6 +316,7 @@ def test_environment_comes_from_references_not_literals(template: Template) -> N
         "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
         "RULES_PARAMETER_NAME": {"Ref": "RulesParameter"},
         "STATE_TABLE_NAME": {"Ref": "StateTable"},
+        "AUTO_RESTORE": {"Ref": "AutoRestore"},
     }
     for function in FUNCTIONS:
         assert "Environment" not in props(template, function), function

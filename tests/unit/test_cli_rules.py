@@ -71,7 +71,7 @@ def test_rules_list_text_prints_the_catalogue(capsys: pytest.CaptureFixture[str]
     by_id = {row.split()[0]: row for row in rows[1:15]}
     assert by_id["resource-policy-changed"].split()[1] == "medium..critical"
     assert by_id["rotation-failed"].split()[1] == "medium..high"
-    assert by_id["secret-deleted"].split()[1] == "high"
+    assert by_id["secret-deleted"].split()[1] == "high..critical"  # raised when still read
     assert "DeleteResourcePolicy, PutResourcePolicy" in by_id["resource-policy-changed"]
     assert "* (every event)" in by_id["root-activity"]
     assert rows[-1] == f"14 rules from {DEFAULT_RULES_PATH}"

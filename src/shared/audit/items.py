@@ -120,6 +120,7 @@ class AuditItem(TypedDict, total=False):
     raw: str  # a rejected record's raw input, redacted, cut by bytes
     raw_bytes: int
     raw_truncated: bool
+    remediation: dict[str, Any]  # what auto-restore did (shared.remediate)
 
 
 # ---------------------------------------------------------------------------------------------

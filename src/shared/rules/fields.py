@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from shared.impact import days_since_read
 from shared.models import CloudTrailRecord, Enrichment
 
 Getter = Callable[[CloudTrailRecord, Enrichment | None], Any]
@@ -62,6 +63,17 @@ def _enrichment_attr(*path: str) -> Getter:
         return value
 
     return get
+
+
+def _days_since_read(record: CloudTrailRecord, enrichment: Enrichment | None) -> int | None:
+    """Whole days since the latest read known: the deletion's readers (audit trail and
+    LastAccessedDate), else LastAccessedDate alone; None when neither is known."""
+    if enrichment is None:
+        return None
+    if enrichment.readers is not None:
+        return enrichment.readers.days_since_read
+    accessed = enrichment.secret.last_accessed_date if enrichment.secret is not None else None
+    return days_since_read(record.event_time, None, accessed)
 
 
 FIELDS: dict[str, Getter] = {
@@ -119,6 +131,8 @@ FIELDS: dict[str, Getter] = {
     "secret.rotation_enabled": _enrichment_attr("secret", "rotation_enabled"),
     "account.alias": _enrichment_attr("account_alias"),
     "account.name": _enrichment_attr("account_name"),
+    # What a deletion will break (shared.impact); unknown outside the Lambda pipeline.
+    "secret.days_since_read": _days_since_read,
 }
 
 TAG_PREFIX = "secret.tags."
