@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli.local_stack import LocalStack, create_stack, local_account, start_moto_server
+from cli.local_stack import BUNDLED, LocalStack, create_stack, local_account, start_moto_server
 from cli.main import main as secretwatch
 from cli.output import render_table, safe
 from shared.observability import quiet_service_telemetry
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
+EVENTS = BUNDLED / "events"  # the repository's events/, also inside an installed wheel
 
 
 def register(commands: Any) -> None:

@@ -34,7 +34,9 @@ def register(commands: Any) -> None:
             "(plain or .gz) and bare records; directories are read recursively."
         ),
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="event file or directory")
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="event file or directory; - for standard input"
+    )
     parser.add_argument(
         "--rules",
         metavar="FILE",
@@ -98,8 +100,17 @@ def run(args: argparse.Namespace) -> int:
     return 1 if rejected else 0
 
 
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+
 def evaluate_paths(paths: list[str], ruleset: RuleSet) -> Iterator[Result]:
     for path_text in paths:
+        if path_text == STDIN:
+            # `aws cloudtrail lookup-events ... | secretwatch evaluate -`: read once, whole
+            # (every accepted shape is one JSON document or JSON Lines).
+            yield from evaluate_data(STDIN_NAME, sys.stdin.buffer.read(), ruleset)
+            continue
         for path in _expand(Path(path_text)):
             yield from evaluate_file(path, ruleset)
 
@@ -125,6 +136,11 @@ def evaluate_file(path: Path, ruleset: RuleSet) -> Iterator[Result]:
     except OSError as exc:
         yield Result(name, None, error=f"{name}: cannot read the file: {exc.strerror or exc}")
         return
+    yield from evaluate_data(name, data, ruleset)
+
+
+def evaluate_data(name: str, data: bytes, ruleset: RuleSet) -> Iterator[Result]:
+    """The records of one input's bytes (a file's, or standard input's), named ``name``."""
     try:
         for item in read_bytes(data):
             yield _result(name, item, ruleset)

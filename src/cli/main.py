@@ -53,6 +53,28 @@ def selected_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+def version() -> str:
+    """The installed distribution's version (an uninstalled source tree says so)."""
+    from importlib.metadata import PackageNotFoundError  # noqa: PLC0415 — only for --version
+    from importlib.metadata import version as installed  # noqa: PLC0415
+
+    try:
+        return installed("secretwatch")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class _Version(argparse.Action):
+    """``--version``: reads the package metadata only when asked (it costs ~20 ms)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any, **__: Any) -> None:
+        print(f"secretwatch {version()} (Python {sys.version.split()[0]})")
+        parser.exit()
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser for ``argv``: the chosen subcommand in full, the others by name and help only.
 
@@ -62,6 +84,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="secretwatch",
         description="Alerting and audit for AWS Secrets Manager: who did what to which secret.",
     )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     commands: Any = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     wanted = set(COMMANDS) if argv is None else {selected_command(argv)}
