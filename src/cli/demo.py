@@ -25,7 +25,7 @@ from typing import Any
 
 from cli.local_stack import BUNDLED, LocalStack, create_stack, local_account, start_moto_server
 from cli.main import main as secretwatch
-from cli.output import render_table, safe
+from cli.output import describe, examples, render_table, safe
 from shared.observability import quiet_service_telemetry
 
 EVENTS = BUNDLED / "events"  # the repository's events/, also inside an installed wheel
@@ -35,7 +35,8 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "demo",
         help="run the whole pipeline locally against a moto server (no AWS account)",
-        description=__doc__,
+        description=describe(__doc__ or ""),
+        epilog=examples("secretwatch demo", "secretwatch demo --keep"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
