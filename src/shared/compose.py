@@ -29,6 +29,7 @@ from shared.audit.items import alert_id as stable_alert_id
 from shared.audit.items import event_view
 from shared.models import Caller, CloudTrailRecord, Finding, RequestFields, format_time
 from shared.narrate import DEFAULT_RECOVERY_WINDOW_DAYS, headline
+from shared.selftest import SELFTEST_EVENT_NAME, SELFTEST_KIND, SELFTEST_RULE_ID
 from shared.text import (
     ELLIPSIS,
     GSM7_SAFE,
@@ -123,6 +124,11 @@ def _attributes(record: CloudTrailRecord, finding: Finding, alert_id: str) -> di
         "account": attribute(record.account_id),
         "region": attribute(record.region),
         "alert_id": alert_id,
+        # What the SMS subscription's filter policy admits (template.yaml): alerts, never a
+        # self-test's.
+        "kind": SELFTEST_KIND
+        if finding.rule_id == SELFTEST_RULE_ID and record.event_name == SELFTEST_EVENT_NAME
+        else "alert",
     }
 
 

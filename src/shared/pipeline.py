@@ -55,6 +55,7 @@ from shared.models import (
 )
 from shared.observability import count
 from shared.rules import RuleSet
+from shared.selftest import selftest_rules
 from shared.text import clean, dumps
 
 logger = logging.getLogger("secretwatch.pipeline")
@@ -332,6 +333,8 @@ class Pipeline:
     ) -> None:
         record = read.record
         assert record is not None  # only records are handled
+        if read.selftest:  # never the rule document: the one self-test finding (shared.selftest)
+            ruleset = selftest_rules()
         try:
             enrichment, evaluation = self._evaluate(record, summary, ruleset)
             findings = evaluation.findings

@@ -550,6 +550,7 @@ def test_attributes_are_strings_for_filter_policies() -> None:
         "account": ACCOUNT,
         "region": "unknown",
         "alert_id": alert_id(make_record().event_id, "secret-deleted"),
+        "kind": "alert",
     }
 
 
