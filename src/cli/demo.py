@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cli.errors import UsageError
 from cli.local_stack import BUNDLED, LocalStack, create_stack, local_account, start_moto_server
 from cli.main import main as secretwatch
 from cli.output import describe, examples, render_table, safe
@@ -42,7 +43,13 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--events", default=str(EVENTS), metavar="DIR", help="payloads to send (default: events/)"
     )
-    parser.add_argument("--region", default="eu-west-1")
+    parser.add_argument("--region", default="eu-west-1", help="the local stack's Region")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the local stack running and print audit and replay commands to try "
+        "against it, until Ctrl-C",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -74,16 +81,30 @@ def run(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     # The payloads in events/ were recorded in account 111122223333: the local account matches,
     # so the ARNs in the events point at the demo's secrets.
+    events_dir = Path(args.events)
+    _check_events(events_dir)  # before the server starts: a wrong folder is a usage error
     os.environ.setdefault("MOTO_ACCOUNT_ID", "111122223333")
     server, endpoint = start_moto_server()
     try:
         with quiet_service_telemetry():
-            return _demo(endpoint, Path(args.events), args.region)
+            return _demo(endpoint, events_dir, args.region, keep=args.keep)
     finally:
         server.stop()
 
 
-def _demo(endpoint: str, events_dir: Path, region: str) -> int:
+def _check_events(events_dir: Path) -> None:
+    if not events_dir.is_dir():
+        raise UsageError(f"--events {events_dir}: no such folder")
+    if not any(events_dir.glob("eventbridge/*.json")) and not any(
+        events_dir.glob("cloudwatch-logs/*.json")
+    ):
+        raise UsageError(
+            f"--events {events_dir}: no payloads (expected eventbridge/*.json or "
+            "cloudwatch-logs/*.json, as in the repository's events/)"
+        )
+
+
+def _demo(endpoint: str, events_dir: Path, region: str, *, keep: bool = False) -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     stack = create_stack(endpoint, region=region)
@@ -158,8 +179,21 @@ def _demo(endpoint: str, events_dir: Path, region: str) -> int:
         run=_run_cli,
         heading=_heading,
     )
-    print("\nDone. Nothing left this machine; the moto server stops now.")
-    return 0 if same else 1
+    from cli import demo_selftest  # noqa: PLC0415
+
+    proven = demo_selftest.show(
+        stack,
+        handler=eventbridge.lambda_handler,
+        context=FakeContext("secretwatch-eventbridge"),
+        drain=_drain,
+        sms_queue=sms_queue,
+        heading=_heading,
+    )
+    if keep:
+        demo_selftest.keep(stack, endpoint, events_dir)
+    else:
+        print("\nDone. Nothing left this machine; the moto server stops now.")
+    return 0 if same and proven else 1
 
 
 def _heading(text: str) -> None:

@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.replay",
         "backfill the audit table from CloudTrail log files (local or S3)",
     ),
+    "selftest": (
+        "cli.selftest",
+        "prove a deployment end to end: event in, audit record, alert published",
+    ),
 }
 
 

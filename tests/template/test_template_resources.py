@@ -179,7 +179,7 @@ def test_rule_states(template: Template) -> None:
     ]
 
 
-@pytest.mark.parametrize("rule", (*RULES, SELFTEST_RULE))
+@pytest.mark.parametrize("rule", [*RULES, SELFTEST_RULE])
 def test_rule_target_retries_then_dead_letters(template: Template, rule: str) -> None:
     # GIVEN a rule on the default bus
     properties = props(template, rule)

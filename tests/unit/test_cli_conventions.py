@@ -197,6 +197,7 @@ RECORD_COMMANDS = [
     ["audit", "timeline", "S"],
     ["rules", "list"],
     ["rules", "history"],
+    ["selftest", "--stack", "s"],
 ]
 
 
