@@ -7,10 +7,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-PY312 := $(shell ./scripts/find-python.sh 3.12)
-ifeq ($(PY312),)
-$(error Python 3.12 is required (the Lambda runtime): none found on PATH or in pyenv)
-endif
+# Looked up on first use only (then kept), so that `make help` works on a machine without
+# Python 3.12; the targets that create a venv stop with a message instead.
+PY312 = $(eval PY312 := $(shell ./scripts/find-python.sh 3.12 2>/dev/null))$(PY312)
+NEED_PY312 = test -n "$(PY312)" || { echo "Python 3.12 is required (the Lambda runtime and the test venvs): none found on PATH or in pyenv" >&2; exit 1; }
 
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY = 0
@@ -29,8 +29,11 @@ help:
 	@echo "make test    lint, type-check, validate the template and run every test"
 	@echo "make bench   measure parsing, rule evaluation and pipeline cost"
 	@echo "make events  regenerate the CloudWatch Logs payloads in events/ from the EventBridge ones"
+	@echo "make build   sam build (installs SAM CLI in .venv-sam; deploy: docs/deploy.md)"
+	@echo "the command alone, on Python 3.12 or 3.13: pipx install .   (or .venv/bin/secretwatch after make dev)"
 
 $(VENV)/.stamp: pyproject.toml requirements/dev.lock
+	@$(NEED_PY312)
 	test -x $(PY) || $(PY312) -m venv $(VENV)
 	$(PY) -m pip install -q uv==$(UV_VERSION)
 	$(UV) pip install -q -p $(PY) -r requirements/dev.lock

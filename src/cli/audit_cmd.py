@@ -25,7 +25,16 @@ from botocore.exceptions import ClientError
 from cli import audit_view as view
 from cli import aws
 from cli.errors import UsageError
-from cli.output import colour_severity, render_table, safe, use_colour
+from cli.output import (
+    colour_severity,
+    describe,
+    examples,
+    note,
+    output_option,
+    render_table,
+    safe,
+    use_colour,
+)
 from cli.timewindow import window
 from shared.audit import query as q
 from shared.errors import SecretwatchError
@@ -59,7 +68,14 @@ def register(commands: Any) -> None:
         "audit",
         parents=[common],
         help="search the audit table: by secret, principal, rule, severity, event, time",
-        description=(
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples(
+            "secretwatch audit --stack secretwatch --secret prod/payments/db-password",
+            "secretwatch audit --table TABLE --principal alice@example.com --since 7d",
+            "secretwatch audit --stack secretwatch --severity high --output csv > high.csv",
+            "secretwatch audit --stack secretwatch --event-name DeleteSecret --since 180d --max-days 180",
+        ),
+        description=describe(
             "Search the audit table, newest first, always through its keys and indexes (never a "
             "Scan). Filters combine. Without --secret, --principal or --rule the by-day index is "
             f"searched day by day from --until (default: now) back to --since (default: "
@@ -70,12 +86,24 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=run_search)
     sub = parser.add_subparsers(dest="audit_command", metavar="ACTION", parser_class=type(parser))
 
-    show = sub.add_parser("show", parents=[common], help="one whole record by its event id")
+    show = sub.add_parser(
+        "show",
+        parents=[common],
+        help="one whole record by its event id",
+        epilog=examples(
+            "secretwatch audit show 45ac16b9-c20d-4c21-8f8a-7abff2e91ac7 --stack secretwatch"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     show.add_argument("event_id", metavar="EVENT_ID")
     show.set_defaults(handler=run_show)
 
     timeline = sub.add_parser(
-        "timeline", parents=[common], help="the life of one secret as a story, oldest first"
+        "timeline",
+        parents=[common],
+        help="the life of one secret as a story, oldest first",
+        epilog=examples("secretwatch audit timeline prod/rds/orders-primary --stack secretwatch"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     timeline.add_argument("secret", metavar="SECRET", help="secret name or ARN")
     _window_options(timeline)
@@ -87,10 +115,12 @@ def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(
         add_help=False, argument_default=argparse.SUPPRESS, parents=[aws.options()]
     )
-    common.add_argument(
-        "--format",
-        choices=(*FORMATS, "text"),
-        help="table (default on a terminal), json lines (default otherwise) or csv",
+    output_option(
+        common,
+        (*FORMATS, "text"),
+        suppress=True,
+        help_text="table (default on a terminal; text is the same), json lines (default "
+        "otherwise) or csv",
     )
     return common
 
@@ -111,12 +141,24 @@ def _filter_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--rule", metavar="ID", help="records on which this rule fired")
     parser.add_argument(
-        "--severity", choices=SEVERITIES, metavar="LEVEL", help="this severity or higher"
+        "--severity",
+        type=str.lower,  # HIGH as well as high
+        choices=SEVERITIES,
+        metavar="LEVEL",
+        help=f"this severity or higher ({', '.join(SEVERITIES)})",
     )
     parser.add_argument("--event-name", metavar="NAME", help="e.g. DeleteSecret")
     _window_options(parser)
     parser.add_argument(
         "--limit", type=_positive, default=q.DEFAULT_LIMIT, help="at most N records (default 50)"
+    )
+    parser.add_argument(
+        "--max-days",
+        type=_positive,
+        default=q.DEFAULT_MAX_DAYS,
+        metavar="N",
+        help="when no index serves the look-up, search at most the last N days day by day "
+        f"(one query per day; default {q.DEFAULT_MAX_DAYS})",
     )
     parser.add_argument("--page-size", type=_positive, help=argparse.SUPPRESS)
 
@@ -153,6 +195,7 @@ def _filters(args: argparse.Namespace, now: datetime) -> q.Filters:
         since=since,
         until=until,
         limit=args.limit,
+        max_days=args.max_days,
     )
 
 
@@ -221,7 +264,7 @@ def run_search(args: argparse.Namespace) -> int:
     def work(conn: Connection) -> int:
         result = q.search(conn.client, conn.table, filters, page_size=args.page_size)
         if result.note:
-            print(f"secretwatch: note: {result.note}", file=sys.stderr)
+            note(result.note)
         print_rows(
             _format(args),
             result.items,
@@ -239,8 +282,11 @@ def run_show(args: argparse.Namespace) -> int:
         item = q.get_record(conn.client, conn.table, args.event_id)
         if item is None:
             raise AuditError(f"no audit record with event id {args.event_id} in {conn.table}")
-        if _format(args) == "json":
+        fmt = _format(args)
+        if fmt == "json":
             print(view.to_json(item))
+        elif fmt == "csv":  # the record's summary row, as `audit --output csv` prints it
+            print_rows(fmt, [item], view.summary_row, view.ROW_FIELDS)
         else:
             print_record(item)
         return 0

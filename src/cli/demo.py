@@ -24,28 +24,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli.local_stack import LocalStack, create_stack, local_account, start_moto_server
+from cli.errors import UsageError
+from cli.local_stack import BUNDLED, LocalStack, create_stack, local_account, start_moto_server
 from cli.main import main as secretwatch
-from cli.output import render_table, safe
+from cli.output import describe, examples, render_table, safe
 from shared.observability import quiet_service_telemetry
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
+EVENTS = BUNDLED / "events"  # the repository's events/, also inside an installed wheel
 
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "demo",
         help="run the whole pipeline locally against a moto server (no AWS account)",
-        description=__doc__,
+        description=describe(__doc__ or ""),
+        epilog=examples("secretwatch demo", "secretwatch demo --keep"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--events", default=str(EVENTS), metavar="DIR", help="payloads to send (default: events/)"
     )
-    parser.add_argument("--region", default="eu-west-1")
+    parser.add_argument("--region", default="eu-west-1", help="the local stack's Region")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the local stack running and print audit and replay commands to try "
+        "against it, until Ctrl-C",
+    )
     parser.add_argument(
         "--auto-restore",
         choices=("disabled", "dry-run", "enabled"),  # template.yaml AutoRestore AllowedValues
+        type=str.lower,
         default=os.environ.get("SECRETWATCH_AUTO_RESTORE", "disabled"),
         help="the stack's AutoRestore parameter (default: $SECRETWATCH_AUTO_RESTORE or disabled)",
     )
@@ -80,18 +89,33 @@ def run(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     # The payloads in events/ were recorded in account 111122223333: the local account matches,
     # so the ARNs in the events point at the demo's secrets.
+    events_dir = Path(args.events)
+    _check_events(events_dir)  # before the server starts: a wrong folder is a usage error
     os.environ.setdefault("MOTO_ACCOUNT_ID", "111122223333")
     server, endpoint = start_moto_server()
     try:
         with quiet_service_telemetry():
             return _demo(
                 endpoint,
-                Path(args.events),
+                events_dir,
                 args.region,
+                keep=args.keep,
                 parameters={"AutoRestore": getattr(args, "auto_restore", "disabled")},
             )
     finally:
         server.stop()
+
+
+def _check_events(events_dir: Path) -> None:
+    if not events_dir.is_dir():
+        raise UsageError(f"--events {events_dir}: no such folder")
+    if not any(events_dir.glob("eventbridge/*.json")) and not any(
+        events_dir.glob("cloudwatch-logs/*.json")
+    ):
+        raise UsageError(
+            f"--events {events_dir}: no payloads (expected eventbridge/*.json or "
+            "cloudwatch-logs/*.json, as in the repository's events/)"
+        )
 
 
 def _demo(
@@ -99,6 +123,7 @@ def _demo(
     events_dir: Path,
     region: str,
     *,
+    keep: bool = False,
     parameters: dict[str, str] | None = None,
 ) -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
@@ -179,8 +204,21 @@ def _demo(
         run=_run_cli,
         heading=_heading,
     )
-    print("\nDone. Nothing left this machine; the moto server stops now.")
-    return 0 if same else 1
+    from cli import demo_selftest  # noqa: PLC0415
+
+    proven = demo_selftest.show(
+        stack,
+        handler=eventbridge.lambda_handler,
+        context=FakeContext("secretwatch-eventbridge"),
+        drain=_drain,
+        sms_queue=sms_queue,
+        heading=_heading,
+    )
+    if keep:
+        demo_selftest.keep(stack, endpoint, events_dir)
+    else:
+        print("\nDone. Nothing left this machine; the moto server stops now.")
+    return 0 if same and proven else 1
 
 
 def _heading(text: str) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cli.output import render_table, safe
+from cli.output import describe, examples, is_terminal, output_option, render_table, safe, write_csv
 from shared.envelopes import ReadItem, read_bytes
 from shared.errors import InputError
 from shared.models import SEVERITY_RANK, Finding
@@ -23,29 +23,41 @@ from shared.stateful import StatefulRules, in_memory
 from shared.text import dumps
 
 INPUT_SUFFIXES = (".json", ".gz", ".jsonl", ".ndjson")
+FORMATS = ("json", "text", "table", "csv")
+CSV_FIELDS = ("file", "index", "event_id", "event_name", "secret", "principal", "findings", "error")
 
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "evaluate",
         help="evaluate event files against the rules, offline",
-        description=(
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=describe(
             "Evaluate Secrets Manager CloudTrail events in files against the rules. Accepts "
             "EventBridge events, CloudWatch Logs subscription events, CloudTrail log files "
-            "(plain or .gz) and bare records; directories are read recursively."
+            "(plain or .gz) and bare records; directories are read recursively; - reads "
+            "standard input. Exit status 0 all read, 1 something rejected, 2 usage error."
+        ),
+        epilog=examples(
+            "secretwatch evaluate events/eventbridge/secret-deleted.json",
+            "secretwatch evaluate --output table trail/2026/11/23/",
+            "aws cloudtrail lookup-events --max-results 50 | secretwatch evaluate -",
+            "secretwatch evaluate --rules my-rules.yaml --output csv trail/ > findings.csv",
         ),
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="event file or directory")
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="event file or directory; - for standard input"
+    )
     parser.add_argument(
         "--rules",
         metavar="FILE",
         help='rule document (YAML or JSON): its own rules, or "extends: default" to change the defaults',
     )
-    parser.add_argument(
-        "--format",
-        choices=("json", "text"),
+    output_option(
+        parser,
+        FORMATS,
         default="json",
-        help="one JSON object per line (default) or a table",
+        help_text="one JSON object per line (default), a table (text or table) or csv",
     )
     parser.set_defaults(handler=run)
 
@@ -83,28 +95,43 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate_paths(args.paths, ruleset)
     rejected = False
     text_rows: list[Result] = []
+    # Each error once: when stdout is the terminal, its own line already shows the error (a
+    # JSON "error" or an ERROR row), so stderr stays quiet; piped away, stderr tells the user.
+    tell = not (is_terminal(sys.stdout) and is_terminal(sys.stderr))
     for result in results:
         if result.error is not None:
             rejected = True
-            print(f"secretwatch: {safe(result.error)}", file=sys.stderr)
+            if tell:
+                print(f"secretwatch: {safe(result.error)}", file=sys.stderr)
         for message in result.rule_errors:
             print(f"secretwatch: {safe(message)}", file=sys.stderr)
         if args.format == "json":
             print(dumps(result.to_json()), flush=False)
         else:
             text_rows.append(result)
-    if args.format == "text":
+    if args.format in {"text", "table"}:
         print_table(text_rows)
+    elif args.format == "csv":
+        write_csv(CSV_FIELDS, [_csv_row(r) for r in text_rows])
     sys.stdout.flush()
     return 1 if rejected else 0
+
+
+STDIN = "-"
+STDIN_NAME = "<stdin>"
 
 
 def evaluate_paths(
     paths: list[str], ruleset: RuleSet, *, state: StatefulRules | None = None
 ) -> Iterator[Result]:
-    """Each record of each path; one rule state (``offline_state``) across all of them."""
+    """Each record of each path; one rule state (in memory) across all of them."""
     state = state if state is not None else in_memory()
     for path_text in paths:
+        if path_text == STDIN:
+            # `aws cloudtrail lookup-events ... | secretwatch evaluate -`: read once, whole
+            # (every accepted shape is one JSON document or JSON Lines).
+            yield from evaluate_data(STDIN_NAME, sys.stdin.buffer.read(), ruleset, state=state)
+            continue
         for path in _expand(Path(path_text)):
             yield from evaluate_file(path, ruleset, state=state)
 
@@ -132,6 +159,13 @@ def evaluate_file(
     except OSError as exc:
         yield Result(name, None, error=f"{name}: cannot read the file: {exc.strerror or exc}")
         return
+    yield from evaluate_data(name, data, ruleset, state=state)
+
+
+def evaluate_data(
+    name: str, data: bytes, ruleset: RuleSet, *, state: StatefulRules | None = None
+) -> Iterator[Result]:
+    """The records of one input's bytes (a file's, or standard input's), named ``name``."""
     try:
         for item in read_bytes(data):
             yield _result(name, item, ruleset, state)
@@ -232,6 +266,13 @@ def print_table(results: list[Result]) -> None:
         f"\n{len(results)} records: {findings_total} findings, {rejected} rejected, {skipped} skipped "
         "(out of scope)"
     )
+
+
+def _csv_row(result: Result) -> dict[str, object]:
+    row = result.to_json()
+    row["index"] = "" if result.index is None else result.index
+    row["findings"] = ";".join(f"{f['rule']}:{f['severity']}" for f in result.findings)
+    return {k: "" if v is None else v for k, v in row.items()}
 
 
 def _index(result: Result) -> str:

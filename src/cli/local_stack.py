@@ -24,7 +24,10 @@ from shared.errors import ConfigError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+# The package's copy: in the repository a symbolic link to the top-level template.yaml, in a wheel
+# the file itself, so an installed `secretwatch demo` reads the same template from any folder.
+BUNDLED = Path(__file__).resolve().parent / "bundled"
+TEMPLATE = BUNDLED / "template.yaml"
 DEFAULT_ACCOUNT = "123456789012"  # moto's default; MOTO_ACCOUNT_ID changes it
 
 
@@ -420,10 +423,11 @@ def free_port() -> int:
 def start_moto_server() -> tuple[Any, str]:
     """A real HTTP moto server on 127.0.0.1: boto3 goes over the wire, as in an account."""
     try:
-        from moto.server import ThreadedMotoServer  # noqa: PLC0415 — development dependency
-    except ImportError as exc:  # moto is a development dependency of the command
+        from moto.server import ThreadedMotoServer  # noqa: PLC0415 — only local mode loads moto
+    except ImportError as exc:  # installed with --no-deps, or moto removed since
         raise ConfigError(
-            "local mode needs moto[server]: run `make demo` (it installs it)"
+            "local mode needs moto[server], a dependency of secretwatch: reinstall it "
+            "(pipx install --force . or pip install .)"
         ) from exc
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.replay",
         "backfill the audit table from CloudTrail log files (local or S3)",
     ),
+    "selftest": (
+        "cli.selftest",
+        "prove a deployment end to end: event in, audit record, alert published",
+    ),
 }
 
 
@@ -53,6 +57,28 @@ def selected_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+def version() -> str:
+    """The installed distribution's version (an uninstalled source tree says so)."""
+    from importlib.metadata import PackageNotFoundError  # noqa: PLC0415 — only for --version
+    from importlib.metadata import version as installed  # noqa: PLC0415
+
+    try:
+        return installed("secretwatch")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class _Version(argparse.Action):
+    """``--version``: reads the package metadata only when asked (it costs ~20 ms)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any, **__: Any) -> None:
+        print(f"secretwatch {version()} (Python {sys.version.split()[0]})")
+        parser.exit()
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser for ``argv``: the chosen subcommand in full, the others by name and help only.
 
@@ -61,7 +87,17 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="secretwatch",
         description="Alerting and audit for AWS Secrets Manager: who did what to which secret.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  secretwatch demo --keep                    the whole pipeline on this machine\n"
+            "  secretwatch evaluate events/eventbridge/   rules over event files, offline\n"
+            "  secretwatch selftest --stack secretwatch   prove a deployment end to end\n"
+            "  secretwatch audit --stack secretwatch --secret prod/db   who touched it\n"
+            "\nsecretwatch COMMAND --help: a command's options and examples."
+        ),
     )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     commands: Any = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     wanted = set(COMMANDS) if argv is None else {selected_command(argv)}
@@ -70,13 +106,47 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             importlib.import_module(module_name).register(commands)
         else:
             commands.add_parser(name, help=help_text, add_help=False)
+    _add_run_options(parser, top=True)
     return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """``--quiet`` and ``--no-color`` on every command and action, before or after the command
+    word (SUPPRESS: a later parser's copy never undoes an earlier one)."""
+    default = False if top else argparse.SUPPRESS
+    if any(action.dest == "help" for action in parser._actions):  # the placeholders have none
+        parser.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            default=default,
+            help="leave out notes and progress (errors and results are always printed)",
+        )
+        parser.add_argument(
+            "--no-color",
+            action="store_true",
+            default=default,
+            help="no colour (as NO_COLOR=1 does)",
+        )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_run_options(child)
+
+
+def _apply_run_options(args: argparse.Namespace) -> None:
+    from cli.output import set_quiet  # noqa: PLC0415 — output loads nothing heavy, but only here
+
+    set_quiet(bool(getattr(args, "quiet", False)))
+    if getattr(args, "no_color", False):
+        os.environ["NO_COLOR"] = "1"  # the one colour switch every printer reads
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser(arguments).parse_args(arguments)
+        _apply_run_options(args)
         status: int = args.handler(args)
         return status
     except SecretwatchError as exc:

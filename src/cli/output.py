@@ -7,11 +7,14 @@ same on every machine, as wide as its columns' limits and no wider.
 
 from __future__ import annotations
 
+import argparse
+import csv
 import io
 import os
 import sys
-from collections.abc import Collection, Sequence
-from typing import TextIO
+import textwrap
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, TextIO
 
 from shared.text import escape
 
@@ -36,11 +39,31 @@ COLUMN_GAP = 2
 FALLBACK_WIDTH = 80  # a terminal whose size cannot be read
 
 
+# --quiet (cli.main): notes and progress displays are left out; errors and results never are.
+_quiet = False
+
+
+def set_quiet(value: bool) -> None:
+    global _quiet  # noqa: PLW0603 — one switch for the run, set once by the entry point
+    _quiet = value
+
+
+def is_quiet() -> bool:
+    return _quiet
+
+
+def note(text: str) -> None:
+    """An informational line on stderr (``secretwatch: note: ...``), unless --quiet."""
+    if not _quiet:
+        print(f"secretwatch: note: {text}", file=sys.stderr)
+
+
 def is_terminal(stream: TextIO) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
 def use_colour(stream: TextIO) -> bool:
+    # --no-color sets NO_COLOR for the run (cli.main), so one test covers both.
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
     return is_terminal(stream)
@@ -122,3 +145,64 @@ def render_table(
     for line in buffer.getvalue().splitlines():
         # rich pads the last column; the lines end where their text ends, as they always have.
         print(line.rstrip(), file=stream)
+
+
+def output_option(
+    parser: argparse.ArgumentParser,
+    choices: Sequence[str],
+    *,
+    default: str | None = None,
+    help_text: str,
+    suppress: bool = False,
+) -> None:
+    """``--output`` as the AWS CLI spells it, on every command that prints records.
+
+    ``--format`` (the older spelling) stays an alias; the choice is case-insensitive
+    (``--output JSON``). The value lands in ``args.format`` for every command alike.
+    """
+    kwargs: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {"default": default}
+    parser.add_argument(
+        "--output",
+        "--format",
+        dest="format",
+        type=str.lower,
+        choices=tuple(choices),
+        metavar="FORMAT",
+        help=f"{help_text} ({', '.join(choices)}; any case)",
+        **kwargs,
+    )
+
+
+def write_csv(fields: Sequence[str], rows: Sequence[Mapping[str, object]]) -> None:
+    """Rows as CSV on stdout, with a header; values as they are (a spreadsheet escapes nothing,
+    so a caller-controlled value is escaped by the one policy first)."""
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(fields), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({f: safe(row.get(f, "")) for f in fields})
+
+
+# ---------------------------------------------------------------------------------------------
+# Help texts: plain words (no reST markup from docstrings) and an example for every command.
+
+HELP_WIDTH = 88
+
+
+def describe(text: str) -> str:
+    """A command's description for ``--help``: reST backticks removed, prose paragraphs wrapped
+    (use with ``argparse.RawDescriptionHelpFormatter``); indented or numbered lines stay as
+    they are."""
+    plain = text.replace("``", "").replace("`", "").strip()
+    paragraphs = []
+    for paragraph in plain.split("\n\n"):
+        lines = paragraph.splitlines()
+        if any(line.startswith((" ", "-")) or line[:2].rstrip(".").isdigit() for line in lines):
+            paragraphs.append(paragraph)
+        else:
+            paragraphs.append(textwrap.fill(" ".join(lines), HELP_WIDTH))
+    return "\n\n".join(paragraphs)
+
+
+def examples(*lines: str) -> str:
+    """The epilog of a command's ``--help``: example command lines, one a line."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)

@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 
 from cli import aws
 from cli.errors import UsageError
-from cli.output import render_table, safe, terminal_width, use_colour
+from cli.output import describe, examples, is_quiet, render_table, safe, terminal_width, use_colour
 from cli.terminal import ProgressDisplay
 from cli.timewindow import in_window, window
 from shared.audit.store import AuditStore
@@ -73,7 +73,12 @@ def register(commands: Any) -> None:
         "replay",
         parents=[aws.options()],
         help="backfill the audit table from CloudTrail log files (local or S3)",
-        description=__doc__,
+        description=describe(__doc__ or ""),
+        epilog=examples(
+            "secretwatch replay ./trail --dry-run",
+            "secretwatch replay s3://my-trail-bucket/AWSLogs/111122223333/CloudTrail/ --stack secretwatch --since 2025-11-01",
+            "secretwatch replay ./trail --table secretwatch-AuditTable-ABC123 --notify",
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -144,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
             enrich=args.enrich,
         )
         with quiet_service_telemetry():
-            totals = replay(options, layer, ruleset, progress=sys.stderr.isatty())
+            totals = replay(
+                options, layer, ruleset, progress=sys.stderr.isatty() and not is_quiet()
+            )
     summary_stream = sys.stderr if args.dry_run else sys.stdout
     print(format_summary(totals, dry_run=args.dry_run, notify=args.notify), file=summary_stream)
     return 1 if totals.failed else 0

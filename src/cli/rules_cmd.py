@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli.output import render_table, safe
+from cli.output import output_option, render_table, safe
 from shared.envelopes import read_any, read_bytes
 from shared.errors import InputError
 from shared.models import SEVERITY_RANK
@@ -40,17 +40,28 @@ def register(commands: Any) -> None:
     sub = parser.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=type(parser))
     sub.required = True
 
-    listing = sub.add_parser("list", help="print the rule catalogue")
+    listing = sub.add_parser(
+        "list",
+        help="print the rule catalogue",
+        epilog="example: secretwatch rules list --rules tuning.yaml --output json",
+    )
     listing.add_argument(
         "--rules",
         metavar="FILE",
         help='rule document (YAML or JSON): its own rules, or "extends: default" to change the defaults',
     )
-    listing.add_argument("--format", choices=("text", "json"), default="text")
+    output_option(
+        listing,
+        ("text", "table", "json"),
+        default="text",
+        help_text="a table (default) or JSON lines",
+    )
     listing.set_defaults(handler=run_list)
 
     testing = sub.add_parser(
-        "test", help="run rule cases: event files with the rules they must (not) fire"
+        "test",
+        help="run rule cases: event files with the rules they must (not) fire",
+        epilog="example: secretwatch rules test tests/rule_cases --rules tuning.yaml",
     )
     testing.add_argument(
         "directory", metavar="DIR", help="folder of rule case files (.yaml, .yml, .json)"
@@ -92,6 +103,9 @@ def register(commands: Any) -> None:
         parents=[target],
         help="list the versions of a stack's rule document (who, when)",
         epilog="example: secretwatch rules history --stack secretwatch",
+    )
+    output_option(
+        history, ("table", "text", "json"), default="table", help_text="a table or JSON lines"
     )
     history.set_defaults(handler=_remote("run_history"))
 
@@ -244,7 +258,11 @@ def _load(path: Path) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML: {exc}") from exc
+        # One line, not PyYAML's several (which the escaping policy would show as \x0a).
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        raise InputError(f"not valid YAML: {problem}{where}") from exc
 
 
 def _run_case(path: Path, position: int, case: Any, ruleset: RuleSet) -> CaseResult:

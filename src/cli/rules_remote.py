@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from cli import aws
 from cli.errors import UsageError
-from cli.output import render_table, safe
+from cli.output import note, render_table, safe
 from cli.rules_cmd import warn_expired
 from shared.errors import RuleConfigError
 from shared.rules import RuleSet, compile_rules, default_rules, parse_document
@@ -221,10 +221,7 @@ def run_pull(args: argparse.Namespace) -> int:
         name = parameter_name(args, layer)
         current = in_force(layer.client("ssm"), name)
     if current.text is None:
-        print(
-            f"secretwatch: note: {safe(name)} does not exist: the bundled defaults are in force",
-            file=sys.stderr,
-        )
+        note(f"{safe(name)} does not exist: the bundled defaults are in force")
         print(dumps(default_document(), indent=2))
         return 0
     try:
@@ -262,7 +259,12 @@ def run_history(args: argparse.Namespace) -> int:
                 ", ".join(entry.get("Labels") or []),
             ]
         )
-    render_table(["VERSION", "WHEN", "WHO", "DOCUMENT", "LABELS"], rows)
+    headers = ["VERSION", "WHEN", "WHO", "DOCUMENT", "LABELS"]
+    if getattr(args, "format", "table") == "json":
+        for row in rows:
+            print(dumps(dict(zip((h.lower() for h in headers), row, strict=True))))
+        return 0
+    render_table(headers, rows)
     print(f"\n{len(rows)} version(s) of {safe(name)}, newest first")
     return 0
 

@@ -30,6 +30,7 @@ from shared.audit.items import event_view
 from shared.impact import describe, reader_lines, sms_note
 from shared.models import Caller, CloudTrailRecord, Finding, RequestFields, format_time
 from shared.narrate import DEFAULT_RECOVERY_WINDOW_DAYS, headline
+from shared.selftest import SELFTEST_EVENT_NAME, SELFTEST_KIND, SELFTEST_RULE_ID
 from shared.text import (
     ASCII_PRINTABLE,
     ELLIPSIS,
@@ -125,13 +126,17 @@ KIND_ALERT, KIND_DIGEST, KIND_RESOLVED = "alert", "digest", "resolved"
 
 def _attributes(record: CloudTrailRecord, finding: Finding, alert_id: str) -> dict[str, str]:
     return {
-        "kind": KIND_ALERT,
         "severity": finding.severity,
         "rule": attribute(finding.rule_id),
         "event_name": attribute(record.event_name),
         "account": attribute(record.account_id),
         "region": attribute(record.region),
         "alert_id": alert_id,
+        # What the SMS subscription's filter policy admits (template.yaml): alerts, never a
+        # self-test's.
+        "kind": SELFTEST_KIND
+        if finding.rule_id == SELFTEST_RULE_ID and record.event_name == SELFTEST_EVENT_NAME
+        else KIND_ALERT,
     }
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import gzip
 import itertools
 import json
@@ -34,6 +35,7 @@ from shared.errors import InputError, OutOfScope, RecordRejected
 from shared.jsonvalue import json_error, json_type, loads
 from shared.models import CloudTrailRecord
 from shared.normalise import normalise
+from shared.selftest import is_selftest_event
 
 EVENTBRIDGE_SOURCE = "aws.secretsmanager"
 CLOUDTRAIL_DETAIL_TYPES = frozenset(
@@ -59,6 +61,7 @@ class ReadItem:
     event_name: str | None = None
     origin_id: str | None = None  # EventBridge event id or CloudWatch Logs log event id
     raw: Any = None  # the raw record of a rejected item, so it can be kept
+    selftest: bool = False  # a `secretwatch selftest` event (shared.selftest)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,6 +272,9 @@ def _read_lookup_events(events: list[Any], counter: Iterator[int]) -> Iterator[R
 def _read_eventbridge(event: dict[str, Any], index: int) -> ReadItem:
     origin = event.get("id") if isinstance(event.get("id"), str) else None
     detail = event.get("detail")
+    if is_selftest_event(event):
+        read = _read_record(detail, index, "detail.", origin, envelope=event)
+        return dataclasses.replace(read, selftest=True) if read.record is not None else read
     hint_id, hint_name = _hints(detail)
     source = event.get("source")
     detail_type = event.get("detail-type")

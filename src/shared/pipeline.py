@@ -56,6 +56,7 @@ from shared.models import (
 from shared.observability import count
 from shared.remediate import Remediation, Restorer
 from shared.rules import RuleSet
+from shared.selftest import selftest_rules
 from shared.text import clean, dumps
 
 if TYPE_CHECKING:
@@ -343,6 +344,8 @@ class Pipeline:
     ) -> None:
         record = read.record
         assert record is not None  # only records are handled
+        if read.selftest:  # never the rule document: the one self-test finding (shared.selftest)
+            ruleset = selftest_rules()
         try:
             enrichment, evaluation = self._evaluate(record, summary, ruleset)
             resolutions: list[Resolution] = []

@@ -71,7 +71,8 @@ def test_every_payload_by_both_routes_gives_one_item_per_event_and_one_alert_per
 
 @pytest.mark.integration
 def test_message_attributes_and_the_templates_sms_filter(server: Server) -> None:
-    # GIVEN a subscriber with the template's SMS filter policy (default: high and above)
+    # GIVEN a subscriber with the template's SMS filter policy (default: high and above, and
+    # alerts only: never a self-test)
     from cli.demo import _sms_filter
 
     policy = _sms_filter(server.stack)
@@ -86,6 +87,7 @@ def test_message_attributes_and_the_templates_sms_filter(server: Server) -> None
     (only,) = server.drain(sms)
     assert only["MessageAttributes"]["severity"]["Value"] == "critical"
     assert only["MessageAttributes"]["rule"]["Value"] == "deletion-forced-no-recovery"
+    assert only["MessageAttributes"]["kind"]["Value"] == "alert"
     assert {m["MessageAttributes"]["severity"]["Value"] for m in server.drain()} == {
         "medium",
         "critical",

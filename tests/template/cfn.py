@@ -24,7 +24,8 @@ TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 Template = dict[str, Any]
 
 FUNCTIONS = ("EventBridgeFunction", "LogSubscriptionFunction", "DigestFunction")
-RULES = ("WriteCallsRule", "ServiceEventsRule", "FailedReadsRule")
+RULES = ("WriteCallsRule", "ServiceEventsRule", "FailedReadsRule")  # Secrets Manager's events
+SELFTEST_RULE = "SelfTestRule"  # `secretwatch selftest`'s synthetic event
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
 

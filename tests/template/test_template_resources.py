@@ -10,7 +10,15 @@ import pytest
 from moto import mock_aws
 
 from shared.models import SEVERITIES, SEVERITY_RANK, Severity
-from tests.template.cfn import FUNCTIONS, RULES, Template, evaluate_condition, props, resources
+from tests.template.cfn import (
+    FUNCTIONS,
+    RULES,
+    SELFTEST_RULE,
+    Template,
+    evaluate_condition,
+    props,
+    resources,
+)
 
 LOG_RETENTION_VALUES = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827]
 LOG_RETENTION_VALUES += [2192, 2557, 2922, 3288, 3653]
@@ -171,7 +179,7 @@ def test_rule_states(template: Template) -> None:
     ]
 
 
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("rule", [*RULES, SELFTEST_RULE])
 def test_rule_target_retries_then_dead_letters(template: Template, rule: str) -> None:
     # GIVEN a rule on the default bus
     properties = props(template, rule)
@@ -216,7 +224,7 @@ def test_dead_letter_queue_accepts_only_these_rules(template: Template) -> None:
     assert statement["Condition"] == {
         "ArnEquals": {
             "aws:SourceArn": [
-                *({"Fn::GetAtt": [rule, "Arn"]} for rule in RULES),
+                *({"Fn::GetAtt": [rule, "Arn"]} for rule in (*RULES, SELFTEST_RULE)),
                 {"Fn::GetAtt": ["DigestFunctionEveryFiveMinutes", "Arn"]},
             ]
         }
@@ -406,6 +414,7 @@ def test_email_and_sms_subscriptions_are_optional(template: Template) -> None:
         "severity": {
             "Fn::FindInMap": ["SeverityAtOrAbove", {"Ref": "SmsMinimumSeverity"}, "Severities"]
         },
+        # AND on the kind: alerts only, never a self-test
         "kind": ["alert"],
     }
     assert template["Parameters"]["SmsMinimumSeverity"]["AllowedValues"] == list(SEVERITIES)
@@ -514,6 +523,7 @@ def test_outputs(template: Template) -> None:
     assert outputs == {
         "AuditTableName": {"Ref": "AuditTable"},
         "RulesParameterName": {"Ref": "RulesParameter"},
+        "SelfTestRuleName": {"Ref": "SelfTestRule"},
         "AlertTopicArn": {"Ref": "AlertTopic"},
         "EventBridgeFunctionName": {"Ref": "EventBridgeFunction"},
         "LogSubscriptionFunctionName": {"Ref": "LogSubscriptionFunction"},

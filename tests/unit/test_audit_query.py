@@ -370,3 +370,28 @@ def test_summary_and_timeline_rows_are_flat_strings() -> None:
         "event_id": "e1",
     }
     assert view.timeline_row(record)["findings"] == "high: secret-deleted"
+
+
+def test_a_day_by_day_plan_longer_than_the_cap_is_cut_and_says_so() -> None:
+    # GIVEN a window of 99999 days that no index serves
+    since = NOW - timedelta(days=99999)
+    # WHEN planned with the default cap
+    p = q.plan(q.Filters(event_name="DeleteSecret", since=since), NOW)
+    # THEN only the last 90 days are queried, newest first, and the note names the way out
+    assert len(p.hash_values) == q.DEFAULT_MAX_DAYS == 90
+    assert p.hash_values[0] == "2026-11-23"
+    assert p.hash_values[-1] == "2026-08-26"
+    assert p.since == datetime(2026, 8, 26, tzinfo=UTC)
+    assert p.note is not None
+    assert "searched only the last 90 days" in p.note
+    assert "--max-days 100000" in p.note
+
+
+def test_max_days_raises_the_cap_deliberately() -> None:
+    since = datetime(2026, 5, 1, tzinfo=UTC)
+    # GIVEN 207 days and a cap of 365 WHEN planned THEN every day, and no note
+    p = q.plan(q.Filters(severity="high", since=since, max_days=365), NOW)
+    assert len(p.hash_values) == 207
+    assert p.note is None
+    # AND the indexed look-ups are never capped (one query answers them)
+    assert q.plan(q.Filters(secret="s", since=since, max_days=1), NOW).since == since

@@ -544,13 +544,13 @@ def test_attributes_are_strings_for_filter_policies() -> None:
 
     # THEN every attribute is a non-empty string, the alert's stable id among them
     assert attributes == {
-        "kind": "alert",
         "severity": "critical",
         "rule": "secret-deleted",
         "event_name": "DeleteSecret",
         "account": ACCOUNT,
         "region": "unknown",
         "alert_id": alert_id(make_record().event_id, "secret-deleted"),
+        "kind": "alert",
     }
 
 

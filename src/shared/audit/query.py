@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 DEFAULT_WINDOW_DAYS = 30
+# A day-by-day plan costs one Query per day: a window of years would run thousands of them
+# without a word. Longer windows are cut to this many days (newest first), and the note says
+# so; Filters.max_days raises it deliberately.
+DEFAULT_MAX_DAYS = 90
 DEFAULT_LIMIT = 50
 _KEY_END = "#\uffff"  # sorts after "<time>#<any event id>": the inclusive upper bound of a second
 
@@ -93,6 +97,7 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = DEFAULT_LIMIT
+    max_days: int = DEFAULT_MAX_DAYS  # the longest day-by-day plan
 
 
 def secret_name(value: str) -> str:
@@ -133,6 +138,15 @@ def plan(filters: Filters, now: datetime) -> Plan:
         since = until - timedelta(days=DEFAULT_WINDOW_DAYS)
         note = f"{_unindexed(filters)}; searched the last {DEFAULT_WINDOW_DAYS} days day by day"
         note += f" — {_suggestion(filters)}"
+    span = (until.astimezone(UTC).date() - since.astimezone(UTC).date()).days + 1
+    if span > filters.max_days:
+        first = until.astimezone(UTC).date() - timedelta(days=filters.max_days - 1)
+        since = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+        note = (
+            f"the window spans {span} days and no index serves this look-up: searched only the "
+            f"last {filters.max_days} days day by day (from {first.isoformat()}); pass "
+            f"--max-days {span} to search it all (one query per day), or {_suggestion(filters)}"
+        )
     return Plan(INDEX_BY_DAY, "day", tuple(days_back(since, until)), since, until, note)
 
 
