@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -160,6 +161,18 @@ def _filter_options(parser: argparse.ArgumentParser) -> None:
         help="when no index serves the look-up, search at most the last N days day by day "
         f"(one query per day; default {q.DEFAULT_MAX_DAYS})",
     )
+    parser.add_argument(
+        "--open",
+        action="store_true",
+        help="list the alerts still open (those a rule resolves, such as secret-deleted until "
+        "secret-restored), from the state table",
+    )
+    parser.add_argument(
+        "--state-table",
+        metavar="NAME",
+        help="the state table for --open (default: the stack's StateTableName output, or "
+        "$SECRETWATCH_STATE_TABLE)",
+    )
     parser.add_argument("--page-size", type=_positive, help=argparse.SUPPRESS)
 
 
@@ -258,7 +271,66 @@ def _format(args: argparse.Namespace) -> str:
     return "table" if sys.stdout.isatty() else "json"
 
 
+OPEN_FIELDS = ("opened_at", "severity", "rule", "secret", "principal", "alert_id", "event_id")
+
+
+def run_open(args: argparse.Namespace) -> int:
+    """The alerts still open, oldest first (the state table's due index, never a Scan)."""
+    layer = aws.Aws.from_args(args)
+
+    def work() -> int:
+        table = _state_table(args, layer)
+        from shared.state.keys import DUE_OPEN  # noqa: PLC0415
+        from shared.state.store import StateStore  # noqa: PLC0415
+
+        store = StateStore(layer.client("dynamodb"), table)
+        rows = [_open_row(item) for item in store.due(DUE_OPEN, limit=args.limit)]
+        fmt = _format(args)
+        if fmt == "json":
+            for row in rows:
+                print(view.to_json(row))
+        else:
+            print_rows(
+                fmt, rows, lambda row: {k: str(row.get(k) or "") for k in OPEN_FIELDS}, OPEN_FIELDS
+            )
+        return 0
+
+    with aws.aws_errors(lambda exc: None):
+        return work()
+
+
+def _state_table(args: argparse.Namespace, layer: aws.Aws) -> str:
+    if getattr(args, "state_table", None):
+        return str(args.state_table)
+    if getattr(args, "stack", None):
+        return layer.stack_output(str(args.stack), "StateTableName")
+    found = os.environ.get("SECRETWATCH_STATE_TABLE")
+    if not found:
+        raise UsageError(
+            "--open needs the state table: pass --stack NAME, --state-table NAME or set "
+            "SECRETWATCH_STATE_TABLE"
+        )
+    return found
+
+
+def _open_row(item: Mapping[str, Any]) -> dict[str, Any]:
+    from shared.compose import format_time_ms  # noqa: PLC0415
+
+    opened = item.get("opened_ms")
+    return {
+        "opened_at": format_time_ms(int(opened)) if isinstance(opened, int) else None,
+        "severity": item.get("severity"),
+        "rule": item.get("rule_id"),
+        "secret": item.get("secret"),
+        "principal": item.get("principal"),
+        "alert_id": item.get("alert_id"),
+        "event_id": item.get("event_id"),
+    }
+
+
 def run_search(args: argparse.Namespace) -> int:
+    if getattr(args, "open", False):
+        return run_open(args)
     filters = _filters(args, datetime.now(UTC))
 
     def work(conn: Connection) -> int:
