@@ -214,6 +214,16 @@ def _demo(
         sms_queue=sms_queue,
         heading=_heading,
     )
+    from cli import demo_state  # noqa: PLC0415
+
+    demo_state.show(
+        stack,
+        events_dir,
+        eventbridge=eventbridge.lambda_handler,
+        logs=log_subscription.lambda_handler,
+        context=FakeContext("secretwatch-eventbridge"),
+        heading=_heading,
+    )
     if keep:
         demo_selftest.keep(stack, endpoint, events_dir)
     else:

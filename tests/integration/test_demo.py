@@ -68,6 +68,15 @@ def test_demo_runs_every_part_and_adds_nothing_the_second_time(
     assert "ok   alert published" in proof
     assert "passed in" in proof
     assert "SMS subscriber received 0 self-test message(s)" in proof
+    # AND the rule state: a storm is one alert and one digest, a burst of denials crosses its
+    # threshold once, a deletion names its recent reader, and the restore resolves it
+    quiet = out.split("8. Quiet but never blind", 1)[1]
+    assert "│ 1 alert published (kind alert); the 29 repeats are folded into it" in quiet
+    assert "│ Subject: [DIGEST] access-while-pending-deletion: 29 repeat(s)" in quiet
+    assert quiet.count("access-denied-burst") == 1
+    assert "│ Subject: [CRITICAL] secret-deleted: prod/checkout/stripe-key" in quiet
+    assert "read 3 times in the last 7 days by 1 principal" in quiet
+    assert "│ [resolved] [RESOLVED] secret-deleted: prod/checkout/stripe-key" in quiet
     assert "Traceback" not in out + err
     # AND the Lambda functions' JSON logs and metrics stay out of the report
     assert '"level":' not in out + err
