@@ -97,6 +97,12 @@ def register(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("event_id", metavar="EVENT_ID")
+    show.add_argument(
+        "--state-table",
+        metavar="NAME",
+        help="the state table, for each alert's life (default: the stack's StateTableName "
+        "output, or $SECRETWATCH_STATE_TABLE)",
+    )
     show.set_defaults(handler=run_show)
 
     timeline = sub.add_parser(
@@ -361,6 +367,7 @@ def run_show(args: argparse.Namespace) -> int:
             print_rows(fmt, [item], view.summary_row, view.ROW_FIELDS)
         else:
             print_record(item)
+            print_life(item, _life_state(args, conn))
         return 0
 
     return _connected(args, work)
@@ -477,6 +484,70 @@ def print_record(item: Mapping[str, Any]) -> None:
     print("record")
     for key in rest:
         print(f"  {safe(key):<28} {safe(item[key])}")
+
+
+def _life_state(args: argparse.Namespace, conn: Connection) -> Any:
+    """The state table, when the command was told where it is (else the life is the record's)."""
+    name = getattr(args, "state_table", None) or os.environ.get("SECRETWATCH_STATE_TABLE")
+    if not name and getattr(args, "stack", None):
+        try:
+            name = aws.Aws.from_args(args).stack_output(str(args.stack), "StateTableName")
+        except UsageError:
+            name = None
+    if not name:
+        return None
+    from shared.state.store import StateStore  # noqa: PLC0415
+
+    return StateStore(conn.client, str(name))
+
+
+def print_life(item: Mapping[str, Any], state: Any) -> None:
+    """Each alert's life: opened (sent), repeats folded into it and its digest, resolved."""
+    from shared.compose import format_time_ms  # noqa: PLC0415
+
+    alerts = item.get("alerts") or {}
+    lines: list[str] = []
+    for finding in item.get("findings") or []:
+        rule = str(finding.get("rule"))
+        entry = alerts.get(rule) or {}
+        detail = finding.get("detail") or {}
+        if finding.get("state") == "folded":
+            lines.append(f"{rule}: a repeat, folded into alert {detail.get('folded_into')}")
+            continue
+        if entry.get("state") == "sent":
+            lines.append(
+                f"{rule}: alert {entry.get('alert_id')} opened, sent {entry.get('sent_at')}"
+            )
+        window = (
+            state.get(str(detail["window"])) if state is not None and detail.get("window") else None
+        )
+        if window is not None and window.get("first_alert") == entry.get("alert_id"):
+            from shared.state.keys import repeats  # noqa: PLC0415
+
+            told = window.get("digest_state") == "sent"
+            lines.append(
+                f"{rule}: {repeats(window)} repeat(s) folded in so far; digest "
+                + ("sent" if told else f"due {format_time_ms(int(window.get('window_end') or 0))}")
+            )
+        opened = (
+            state.get(str(detail["open"])) if state is not None and detail.get("open") else None
+        )
+        if opened is not None and opened.get("alert_id") == entry.get("alert_id"):
+            if opened.get("resolved_event"):
+                lines.append(
+                    f"{rule}: resolved by {opened.get('resolved_by')} at "
+                    f"{format_time_ms(int(opened.get('resolved_ms') or 0))} "
+                    f"(event {opened.get('resolved_event')})"
+                )
+            else:
+                lines.append(f"{rule}: still open (secretwatch audit --open)")
+    for key, entry in alerts.items():
+        if str(key).startswith("resolved:"):
+            lines.append(f"{key}: closes alert {entry.get('resolves')} ({entry.get('state')})")
+    if lines:
+        print("life")
+        for line in lines:
+            print(f"  {safe(line)}")
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:

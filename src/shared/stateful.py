@@ -113,7 +113,9 @@ class StatefulRules:
             elif rule.dedup is not None and found.alerts:
                 finding = self._dedup(record, enrichment, found, rule)
             if finding.alerts and finding.rule_id in ruleset.resolvable:
-                self._open(record, finding)
+                key = self._open(record, finding)
+                if key is not None:  # where `audit show` finds whether it was resolved
+                    finding = replace(finding, detail={**(finding.detail or {}), "open": key})
             findings.append(finding)
             if rule.resolves and record.secret is not None:
                 resolutions += self._resolve(record, rule)
@@ -163,13 +165,16 @@ class StatefulRules:
             )
             return finding
         if window.get("first_event") == record.event_id:
-            return replace(finding, detail={"window_end_ms": window.get("window_end")})
+            return replace(
+                finding, detail={"window_end_ms": window.get("window_end"), "window": pk}
+            )
         return replace(
             finding,
             state="folded",
             detail={
                 "folded_into": window.get("first_alert"),
                 "window_end_ms": window.get("window_end"),
+                "window": pk,
             },
         )
 
@@ -192,20 +197,27 @@ class StatefulRules:
             if threshold.distinct_getter is not None
             else record.event_id
         )
-        hit = f"{at:013d}|{key_hash([distinct])[:12]}|{bounded(record.event_id, 64)}"
+        hit = _hit(at, key_hash([distinct])[:12], bounded(record.event_id, 64))
         bucket = at // window_ms
         own = stable_alert_id(record.event_id, rule.id)
         expires = (at + 7 * window_ms) // 1000 + 86400
         for _ in range(3):  # a race with another invocation is decided again, with its hits
             state = self.store.threshold_state(pk)
             hits = _hits(state, bucket) | {hit}
-            span = _crossing(hits, at, window_ms, threshold.count)
             fired_at = state.get("fired_at")
             if state.get("fired_by") == record.event_id:  # this event fired it: a retry
+                span, _ = _crossing(hits, at, window_ms, threshold.count)
                 return _fired(finding, threshold, group, span, record.event_id)
+            # Fired within a window of this event: it only counts (and no span is computed:
+            # a hot group's every record would otherwise sort all its hits).
             suppressed = isinstance(fired_at, int) and abs(at - fired_at) < window_ms
+            span, seen = (
+                (None, threshold.count)
+                if suppressed
+                else _crossing(hits, at, window_ms, threshold.count)
+            )
             fire = None
-            if span is not None and not suppressed:
+            if span is not None:
                 fire = {"at": at, "by": record.event_id, "alert_id": own}
             self.writes += 1
             after = self.store.count_hit(
@@ -220,29 +232,35 @@ class StatefulRules:
             )
             if after is None:
                 if fire is None:  # the bucket is full: far past any count; it was counted
-                    return _counted(finding, threshold, group, len(hits))
+                    return _counted(finding, threshold, group, seen)
                 continue  # another event fired it meanwhile: decide again
             if fire is not None:
                 return _fired(finding, threshold, group, span, record.event_id)
-            # Concurrent invocations each adding one hit may cross together: look again.
-            if _crossing(_hits(after, bucket), at, window_ms, threshold.count) is None:
-                return _counted(
-                    finding, threshold, group, _in_window(_hits(after, bucket), at, window_ms)
-                )
+            if suppressed:
+                return _counted(finding, threshold, group, seen)
+            # Concurrent invocations each adding hits may cross together: look again when the
+            # stored hits are more than this one saw.
+            stored = _hits(after, bucket)
+            if len(stored) <= len(hits):
+                return _counted(finding, threshold, group, seen)
+            crossed, seen = _crossing(stored, at, window_ms, threshold.count)
+            if crossed is None:
+                return _counted(finding, threshold, group, seen)
             if isinstance(after.get("fired_at"), int) and abs(at - after["fired_at"]) < window_ms:
                 return _counted(finding, threshold, group, threshold.count)
         raise DeliveryError(f"threshold state of {rule.id} kept changing", event_id=record.event_id)
 
     # --- open and resolved alerts --------------------------------------------------------------
 
-    def _open(self, record: CloudTrailRecord, finding: Finding) -> None:
+    def _open(self, record: CloudTrailRecord, finding: Finding) -> str | None:
         secret = record.secret
         if secret is None:
-            return
+            return None
         at = int(record.event_time.timestamp() * 1000)
         self.writes += 1
+        key = _open_key(finding.rule_id, record)
         self.store.open_alert(
-            _open_key(finding.rule_id, record),
+            key,
             {
                 "alert_id": stable_alert_id(record.event_id, finding.rule_id),
                 "rule_id": finding.rule_id,
@@ -254,6 +272,7 @@ class StatefulRules:
                 "expires_at": at // 1000 + OPEN_KEEP_S,
             },
         )
+        return key
 
     def _resolve(self, record: CloudTrailRecord, rule: Rule) -> list[Resolution]:
         assert record.secret is not None
@@ -318,28 +337,50 @@ def _hits(state: dict[str, Any], bucket: int) -> set[str]:
     return found
 
 
-def _parse(hit: str) -> tuple[int, str, str]:
-    at, value, event_id = hit.split("|", 2)
-    return int(at), value, event_id
+TIME_DIGITS = 15  # epoch ms, zero-padded: hits sort by time as strings (any year to 33658)
 
 
-def _crossing(hits: set[str], at: int, window_ms: int, needed: int) -> list[tuple[int, str]] | None:
-    """A window-long span of event time holding ``at`` and ``needed`` distinct values, if any:
-    its events (time, event id), oldest first."""
-    parsed = sorted(_parse(hit) for hit in hits)
-    # The fullest such span can be taken to start at one of the events (in the window before).
-    for start, _, _ in parsed:
-        if not at - window_ms < start <= at:
-            continue
-        inside = [(t, v, e) for t, v, e in parsed if start <= t < start + window_ms]
-        if len({v for _, v, _ in inside}) >= needed:
-            return [(t, e) for t, _, e in inside]
-    return None
+def _hit(at: int, value: str, event_id: str) -> str:
+    """One counted event as stored: ``<time>|<value hash 12>|<event id>``."""
+    return f"{max(at, 0):0{TIME_DIGITS}d}|{value}|{event_id}"
 
 
-def _in_window(hits: set[str], at: int, window_ms: int) -> int:
-    """Distinct values within the window-long span of event time ending at ``at``."""
-    return len({v for t, v, _ in (_parse(hit) for hit in hits) if at - window_ms < t <= at})
+def _crossing(
+    hits: set[str], at: int, window_ms: int, needed: int
+) -> tuple[list[tuple[int, str]] | None, int]:
+    """A window-long span of event time holding ``at`` and ``needed`` distinct values, if any
+    (its events, oldest first), and how many distinct values were seen near ``at`` (exact for a
+    span that crosses; when too few to cross, those of the two windows around it). One pass over
+    the hits sorted as strings (a sliding window): the fullest such span can be taken to start
+    at one of the events in the window before ``at``."""
+    low = f"{max(at - window_ms + 1, 0):0{TIME_DIGITS}d}"
+    high = f"{max(at + window_ms, 0):0{TIME_DIGITS}d}"
+    now = f"{max(at, 0):0{TIME_DIGITS}d}|~"  # after every hit at ``at``
+    value_at = slice(TIME_DIGITS + 1, TIME_DIGITS + 13)
+    near_hits = [text for text in hits if low <= text < high]
+    distinct = len({text[value_at] for text in near_hits})
+    if distinct < needed:  # not even the two windows around ``at`` hold enough
+        return None, distinct
+    near = sorted(near_hits)
+    values: dict[str, int] = {}
+    best = end = 0
+    for start, text in enumerate(near):
+        if text > now:
+            break
+        limit = f"{int(text[:TIME_DIGITS]) + window_ms:0{TIME_DIGITS}d}"
+        while end < len(near) and near[end] < limit:
+            value = near[end][value_at]
+            values[value] = values.get(value, 0) + 1
+            end += 1
+        best = max(best, len(values))
+        if len(values) >= needed:
+            span = near[start:end]
+            return [(int(t[:TIME_DIGITS]), t[TIME_DIGITS + 14 :]) for t in span], best
+        value = text[value_at]  # slide: the span's first event leaves it
+        values[value] -= 1
+        if not values[value]:
+            del values[value]
+    return None, best
 
 
 def _fired(

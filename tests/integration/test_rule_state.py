@@ -99,7 +99,9 @@ def variant(event: dict[str, Any], n: int, **detail: Any) -> dict[str, Any]:
 
 
 def as_role(role: str) -> dict[str, Any]:
-    identity: dict[str, Any] = copy.deepcopy(sample("access-while-pending-deletion")["detail"]["userIdentity"])
+    identity: dict[str, Any] = copy.deepcopy(
+        sample("access-while-pending-deletion")["detail"]["userIdentity"]
+    )
     identity["arn"] = f"arn:aws:sts::111122223333:assumed-role/{role}/session"
     identity["sessionContext"]["sessionIssuer"]["arn"] = f"arn:aws:iam::111122223333:role/{role}"
     identity["sessionContext"]["sessionIssuer"]["userName"] = role
@@ -439,6 +441,21 @@ def test_a_restore_resolves_the_deletion_alert_and_audit_open_lists_it_until_the
     assert resolution["open_seconds"] > 0
     assert main(["audit", "--open", *connection]) == 0
     assert capsys.readouterr().out.strip() == ""
+    # AND `audit show` of the deletion tells the alert's life: opened, then resolved
+    show = [
+        "audit",
+        "show",
+        deleted["detail"]["eventID"],
+        "--table",
+        server.stack.table_name,
+        *connection[:-2],
+        "--output",
+        "table",
+    ]
+    assert main(show) == 0
+    life = capsys.readouterr().out.split("\nlife\n", 1)[1]
+    assert f"secret-deleted: alert {alert['alert_id']} opened, sent" in life
+    assert "secret-deleted: resolved by arn:aws:sts::111122223333:assumed-role/" in life
     # AND delivering the restore again resolves nothing twice
     eventbridge.lambda_handler(restored, Context())
     assert [m for m in messages(server) if m["kind"] == "resolved"] == []

@@ -17,6 +17,16 @@ from shared.state.keys import BUCKET_MAX, WINDOW_DETAIL_MAX, bounded
 class MemoryState:
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
+        # Distinct values per threshold item and bucket: an upper bound the caller may check
+        # before sorting a group's hits (a command-line run counts every read of a big file).
+        self._values: dict[str, dict[int, set[str]]] = {}
+
+    def distinct_bound(self, pk: str, buckets: range, value: str) -> int:
+        """At most how many distinct values these buckets hold with ``value`` added."""
+        found: set[str] = {value}
+        for bucket in buckets:
+            found |= self._values.get(pk, {}).get(bucket, set())
+        return len(found)
 
     def fold(
         self,
@@ -58,7 +68,8 @@ class MemoryState:
         return copy.deepcopy(window)
 
     def threshold_state(self, pk: str) -> dict[str, Any]:
-        return copy.deepcopy(self.items.get(pk, {}))
+        # The caller only reads it: no copy (a copy of every hit per record made evaluate slow).
+        return self.items.get(pk, {})
 
     def count_hit(
         self,
@@ -86,10 +97,13 @@ class MemoryState:
                 return None
             item.update(fired_at=fire["at"], fired_by=fire["by"], fired_alert=fire["alert_id"])
         hits.add(hit)
+        values = self._values.setdefault(pk, {})
+        values.setdefault(bucket, set()).add(hit.split("|", 2)[1])  # <time>|<value>|<event>
         item["rule_id"] = rule_id
         for n in range(3, 7):
             item.pop(f"b{bucket - n}", None)
-        return copy.deepcopy(item)
+            values.pop(bucket - n, None)
+        return dict(item)  # read only by the caller
 
     def open_alert(self, pk: str, entry: Mapping[str, Any]) -> None:
         self.items[pk] = {**entry, "pk": pk}
