@@ -121,8 +121,10 @@ def test_function_logging_and_async_failure_handling(
 
     # WHEN / THEN it logs to its own /aws/lambda/<function> group with the chosen retention
     assert properties["Handler"] == handler
-    assert properties["FunctionName"] == {"Fn::Sub": f"${{AWS::StackName}}-{suffix}"}
-    assert log_group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{suffix}"}
+    # (named from the stack's id, not its name: tests/template/test_template_names.py)
+    stack_id = {"Fn::Select": [0, {"Fn::Split": ["-", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]}]}  # fmt: skip
+    assert properties["FunctionName"] == {"Fn::Sub": [f"secretwatch-${{Id}}-{suffix}", {"Id": stack_id}]}  # fmt: skip
+    assert log_group["LogGroupName"] == {"Fn::Sub": [f"/aws/lambda/secretwatch-${{Id}}-{suffix}", {"Id": stack_id}]}  # fmt: skip
     assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert properties["LoggingConfig"] == {"LogGroup": {"Ref": f"{function}LogGroup"}}
     # AND has no reserved concurrency (a burst must never be throttled)
