@@ -12,6 +12,7 @@ from moto import mock_aws
 from shared.models import SEVERITIES, SEVERITY_RANK, Severity
 from tests.template.cfn import (
     FUNCTIONS,
+    NO_VALUE,
     RULES,
     SELFTEST_RULE,
     Template,
@@ -228,6 +229,11 @@ def test_dead_letter_queue_accepts_only_these_rules(template: Template) -> None:
             "aws:SourceArn": [
                 *({"Fn::GetAtt": [rule, "Arn"]} for rule in (*RULES, SELFTEST_RULE)),
                 {"Fn::GetAtt": ["DigestFunctionEveryFiveMinutes", "Arn"]},
+                # central mode: the same three patterns on the organisation's bus
+                *(
+                    {"Fn::If": ["IsCentral", {"Fn::GetAtt": [f"Central{rule}", "Arn"]}, NO_VALUE]}
+                    for rule in RULES
+                ),
             ]
         }
     }
@@ -533,6 +539,9 @@ def test_outputs(template: Template) -> None:
         "FailedInvocationQueueUrl": {"Ref": "FailedInvocationQueue"},
         "StateTableName": {"Ref": "StateTable"},
         "DigestFunctionName": {"Ref": "DigestFunction"},
+        # organisation modes (test_template_modes.py)
+        "CentralEventBusArn": {"Fn::GetAtt": ["CentralEventBus", "Arn"]},
+        "MemberReadRoleArn": {"Fn::GetAtt": ["MemberReadRole", "Arn"]},
     }
 
 
