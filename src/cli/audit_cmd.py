@@ -155,6 +155,9 @@ def _filter_options(parser: argparse.ArgumentParser) -> None:
         help=f"this severity or higher ({', '.join(SEVERITIES)})",
     )
     parser.add_argument("--event-name", metavar="NAME", help="e.g. DeleteSecret")
+    parser.add_argument(
+        "--account", type=_account_id, metavar="ID", help="records from this account (central mode)"
+    )
     _window_options(parser)
     parser.add_argument(
         "--limit", type=_positive, default=q.DEFAULT_LIMIT, help="at most N records (default 50)"
@@ -180,6 +183,12 @@ def _filter_options(parser: argparse.ArgumentParser) -> None:
         "$SECRETWATCH_STATE_TABLE)",
     )
     parser.add_argument("--page-size", type=_positive, help=argparse.SUPPRESS)
+
+
+def _account_id(text: str) -> str:
+    if len(text) != 12 or not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a 12-digit account ID, got {text!r}")
+    return text
 
 
 def _positive(text: str) -> int:
@@ -211,6 +220,7 @@ def _filters(args: argparse.Namespace, now: datetime) -> q.Filters:
         rule=args.rule,
         severity=args.severity,
         event_name=args.event_name,
+        account=args.account,
         since=since,
         until=until,
         limit=args.limit,

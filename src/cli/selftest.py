@@ -197,7 +197,8 @@ def selftest(
                 time.monotonic() - put_at,
                 f"no record after {timeout:.0f} s: check that the stack has its SelfTestRule "
                 "(ENABLED; `sam deploy` this version), the EventBridge function's errors and "
-                f"logs (/aws/lambda/{stack}-eventbridge), and the EventsDeadLetterQueue",
+                "logs (/aws/lambda/<the stack output EventBridgeFunctionName>), and the "
+                "EventsDeadLetterQueue",
             )
         )
         return report

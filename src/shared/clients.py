@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_sts import STSClient
+
+    from shared.member_access import Credentials, MemberClients
 
 BOTO_CONFIG = Config(
     connect_timeout=3,
@@ -49,6 +52,7 @@ TRIMMED_OPERATIONS: dict[str, tuple[str, ...]] = {
     "secretsmanager": ("DescribeSecret", "RestoreSecret"),  # RestoreSecret: AutoRestore
     "iam": ("ListAccountAliases",),
     "organizations": ("DescribeAccount",),
+    "sts": ("AssumeRole",),  # central mode: a member account's read-only role
 }
 MODELS_DIR_NAME = "botocore_data"
 
@@ -85,6 +89,28 @@ class Clients:
         self.ssm = cast("SSMClient", Lazy(lambda: self._client("ssm")))
         self.organizations = cast(
             "OrganizationsClient", Lazy(lambda: self._client("organizations"))
+        )
+        self.sts = cast("STSClient", Lazy(lambda: self._client("sts")))
+
+    def for_credentials(self, credentials: Credentials, region: str | None) -> MemberClients:
+        """Secrets Manager and IAM clients with a member role's credentials (central mode).
+
+        Built on this session's botocore session, so the trimmed models apply to them too.
+        """
+        from shared.member_access import MemberClients  # noqa: PLC0415 — central mode only
+
+        session = boto3.session.Session(
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key,
+            aws_session_token=credentials.session_token,
+            region_name=region or self._session.region_name,
+        )
+        models = Path(__file__).with_name(MODELS_DIR_NAME)
+        if models.is_dir():
+            session._session.get_component("data_loader").search_paths.insert(0, str(models))
+        return MemberClients(
+            secretsmanager=session.client("secretsmanager", config=BOTO_CONFIG),
+            iam=session.client("iam", config=BOTO_CONFIG),
         )
 
     def _client(self, service: Any) -> Any:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.errors import UnexpectedResponse
+from shared.member_access import API_ASSUME, MemberAccess, MemberAccessError, MemberClients
 from shared.models import CloudTrailRecord, Enrichment, SecretDetails, SecretRef
 
 if TYPE_CHECKING:
@@ -141,6 +142,10 @@ class Enricher:
     alias of its own account, so when it is given, aliases are looked up only for records from that
     account (an organization trail delivers other accounts' events too). When it is ``None`` every
     record is assumed to come from the client's own account.
+
+    ``member_access`` (central mode) answers for the other accounts: a record from a member
+    account is described with the clients of that member's read-only role, and an AssumeRole
+    that fails leaves a note, like any other failed look-up.
     """
 
     def __init__(
@@ -153,11 +158,13 @@ class Enricher:
         clock: Callable[[], float] = time.monotonic,
         home_account_id: str | None = None,
         max_cache_entries: int = 4096,
+        member_access: MemberAccess | None = None,
     ) -> None:
         self._secretsmanager = secretsmanager
         self._iam = iam
         self._organizations = organizations
         self._home_account_id = home_account_id
+        self._member_access = member_access
         self._secrets: _TtlCache[SecretDetails] = _TtlCache(ttl_seconds, clock, max_cache_entries)
         self._aliases: _TtlCache[str] = _TtlCache(ttl_seconds, clock, max_cache_entries)
         self._account_names: _TtlCache[str] = _TtlCache(ttl_seconds, clock, max_cache_entries)
@@ -167,7 +174,7 @@ class Enricher:
         notes: list[str] = []
         return Enrichment(
             secret=self._secret(record, notes),
-            account_alias=self._account_alias(record.account_id, notes),
+            account_alias=self._account_alias(record.account_id, notes, record.region),
             account_name=self._account_name(record.account_id, notes),
             notes=tuple(notes),
         )
@@ -178,23 +185,53 @@ class Enricher:
         ref = record.secret
         if ref is None:
             return None  # ListSecrets, GetRandomPassword, ...: there is nothing to describe
-        skip = self._secret_skip_reason(ref, record)
+        client = self._secretsmanager
+        secret_id = ref.arn or ref.name
+        cache_key: Hashable = secret_id
+        if self._is_member(record.account_id):
+            member = self._member_clients(record.account_id, ref.region or record.region, notes)
+            if member is None:
+                return None
+            client = member.secretsmanager
+            cache_key = (record.account_id, secret_id)  # a name means a secret of that account
+        skip = self._secret_skip_reason(ref, record, client)
         if skip is not None:
             notes.append(f"{API_DESCRIBE_SM} not called: {skip}")
             return None
-        secret_id = ref.arn or ref.name
-        entry = self._secrets.get(secret_id)
+        entry = self._secrets.get(cache_key)
         if entry is not None:
             self.stats.cache_hits[API_DESCRIBE_SM] += 1
         else:
-            entry = self._describe_secret(secret_id, ref, record.account_id)
+            entry = self._describe_secret(client, cache_key, secret_id, ref, record.account_id)
         if entry.note is not None:
             notes.append(entry.note)
         return entry.value
 
-    def _secret_skip_reason(self, ref: SecretRef, record: CloudTrailRecord) -> str | None:
+    def _is_member(self, account_id: str | None) -> bool:
+        home = self._home_account_id
+        return (
+            self._member_access is not None
+            and None not in (home, account_id)
+            and (account_id != home)
+        )
+
+    def _member_clients(
+        self, account_id: str | None, region: str | None, notes: list[str]
+    ) -> MemberClients | None:
+        if self._member_access is None or account_id is None:  # not a member's: see _is_member
+            return None
+        try:
+            return self._member_access.clients(account_id, region)
+        except MemberAccessError as exc:
+            self._failed(API_ASSUME, exc.note)
+            notes.append(exc.note)
+            return None
+
+    def _secret_skip_reason(
+        self, ref: SecretRef, record: CloudTrailRecord, client: SecretsManagerClient
+    ) -> str | None:
         """A call that could only fail, or worse describe a different secret, is not made."""
-        client_region = self._secretsmanager.meta.region_name
+        client_region = client.meta.region_name
         secret_region = ref.region or record.region
         account_id = record.account_id
         if secret_region and client_region and secret_region != client_region:
@@ -206,12 +243,17 @@ class Enricher:
         return None
 
     def _describe_secret(
-        self, secret_id: str, ref: SecretRef, account_id: str | None
+        self,
+        client: SecretsManagerClient,
+        cache_key: Hashable,
+        secret_id: str,
+        ref: SecretRef,
+        account_id: str | None,
     ) -> _Entry[SecretDetails]:
         self.stats.calls[API_DESCRIBE_SM] += 1
         try:
-            response = self._secretsmanager.describe_secret(SecretId=secret_id)
-            return self._secrets.put(secret_id, SecretDetails.from_describe(response), None)
+            response = client.describe_secret(SecretId=secret_id)
+            return self._secrets.put(cache_key, SecretDetails.from_describe(response), None)
         except ClientError as exc:
             code = _error_code(exc)
             note = f"{API_DESCRIBE_SM}: {code}"
@@ -235,12 +277,25 @@ class Enricher:
             # Throttling, a 5xx, a timeout: the next record asks again instead of losing the
             # owner and tags of this secret for the cache's lifetime.
             return _Entry(None, note, 0.0)
-        return self._secrets.put(secret_id, None, note)
+        return self._secrets.put(cache_key, None, note)
 
     # -- account ----------------------------------------------------------------------------------
 
-    def _account_alias(self, account_id: str | None, notes: list[str]) -> str | None:
+    def _account_alias(
+        self, account_id: str | None, notes: list[str], region: str | None = None
+    ) -> str | None:
         home = self._home_account_id
+        iam = self._iam
+        if self._is_member(account_id):
+            # The member's own role asks its IAM for its alias (IAM is global: any Region's
+            # role of that account answers the same).
+            cached = self._aliases.get(account_id)
+            if cached is None:
+                member = self._member_clients(account_id, region, notes)
+                if member is None:
+                    return None
+                iam = member.iam
+            home = account_id
         if home is not None and account_id is not None and account_id != home:
             notes.append(f"{API_ALIASES} not called: account {account_id} is not {home}")
             return None
@@ -251,7 +306,7 @@ class Enricher:
         else:
             self.stats.calls[API_ALIASES] += 1
             try:
-                aliases = self._iam.list_account_aliases().get("AccountAliases") or []
+                aliases = iam.list_account_aliases().get("AccountAliases") or []
                 entry = self._aliases.put(key, str(aliases[0]) if aliases else None, None)
             except (ClientError, BotoCoreError) as exc:
                 entry = self._account_failure(self._aliases, key, API_ALIASES, exc)

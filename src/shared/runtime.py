@@ -21,6 +21,7 @@ from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from shared.digests import DigestSender
+    from shared.member_access import MemberAccess
 
 
 @lru_cache(maxsize=1)
@@ -44,6 +45,7 @@ def get_pipeline() -> Pipeline:
         clients.organizations if settings.organizations_lookup else None,
         ttl_seconds=settings.enrich_cache_seconds,
         home_account_id=settings.home_account_id,
+        member_access=_member_access(clients, settings.member_role_name),
     )
     readers = RecentReaders(clients.dynamodb, settings.table_name, stats=enricher.stats)
     return Pipeline(
@@ -57,6 +59,15 @@ def get_pipeline() -> Pipeline:
         else Restorer(clients.secretsmanager, settings.auto_restore),
         state=state,
     )
+
+
+def _member_access(clients: Clients, role_name: str | None) -> MemberAccess | None:
+    """Central mode only: the member accounts' read-only roles (template DeploymentMode)."""
+    if role_name is None:
+        return None
+    from shared.member_access import MemberAccess  # noqa: PLC0415 — central mode only
+
+    return MemberAccess(clients.sts, role_name, clients.for_credentials)
 
 
 def _now_ms() -> int:

@@ -30,6 +30,9 @@ class Settings:
     rules_parameter: str | None = None  # the SSM parameter of the rule document in force
     state_table_name: str | None = None  # dedup windows, thresholds, open alerts (None: no state)
     auto_restore: AutoRestore = "disabled"  # stack parameter AutoRestore (shared.remediate)
+    # Central mode: members' records are enriched through <member_role_name>-<Region> in their
+    # account (shared.member_access); None elsewhere.
+    member_role_name: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -45,6 +48,7 @@ class Settings:
             rules_parameter=env.get("RULES_PARAMETER_NAME", "").strip() or None,
             state_table_name=env.get("STATE_TABLE_NAME", "").strip() or None,
             auto_restore=_auto_restore(env),
+            member_role_name=env.get("MEMBER_ROLE_NAME", "").strip() or None,
         )
 
 

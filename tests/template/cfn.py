@@ -175,3 +175,77 @@ def translate(template: Template) -> Template:
         if previous is None:
             del os.environ["AWS_DEFAULT_REGION"]
     return translated
+
+
+# A stack name of the length StackSets give: StackSet-<set name>-<uuid>, here for a set called
+# secretwatch (9 + 11 + 1 + 36 = 57 characters).
+STACKSET_STACK_NAME = "StackSet-secretwatch-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+STACKSET_STACK_ID = (
+    "arn:aws:cloudformation:ap-southeast-2:111122223333:stack/"
+    f"{STACKSET_STACK_NAME}/f81d4fae-7dec-11d0-a765-00a0c91e6bf6"
+)
+
+
+def render(
+    template: Template,
+    node: Any,
+    *,
+    stack_name: str = STACKSET_STACK_NAME,
+    stack_id: str = STACKSET_STACK_ID,
+    parameters: Mapping[str, str] | None = None,
+) -> Any:
+    """Resolve the intrinsics a resource name uses, as CloudFormation would for one stack.
+
+    Ref/GetAtt to another resource become ``<LogicalId>`` placeholders (their physical names are
+    CloudFormation's, not ours); pseudo parameters take the given stack's values.
+    """
+    values = {key: str(spec.get("Default", "")) for key, spec in template["Parameters"].items()}
+    values.update(parameters or {})
+    pseudo = {
+        "AWS::StackName": stack_name,
+        "AWS::StackId": stack_id,
+        "AWS::Region": stack_id.split(":")[3],
+        "AWS::AccountId": stack_id.split(":")[4],
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+    }
+
+    def ref(name: str) -> str:
+        return pseudo.get(name) or values.get(name) or f"<{name}>"
+
+    def sub(text: str, extra: Mapping[str, Any]) -> str:
+        out, index = [], 0
+        while (start := text.find("${", index)) >= 0:
+            end = text.index("}", start)
+            name = text[start + 2 : end]
+            out.append(text[index:start])
+            out.append(str(walk(extra[name])) if name in extra else ref(name.split(".")[0]))
+            index = end + 1
+        out.append(text[index:])
+        return "".join(out)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        if not isinstance(value, dict) or len(value) != 1:
+            return value
+        ((function, args),) = value.items()
+        if function == "Ref":
+            return ref(args)
+        if function == "Fn::GetAtt":
+            return f"<{args[0]}.{args[1]}>"
+        if function == "Fn::Sub":
+            text, extra = (args, {}) if isinstance(args, str) else (args[0], args[1])
+            return sub(text, extra)
+        if function == "Fn::Select":
+            return walk(args[1])[int(walk(args[0]))]
+        if function == "Fn::Split":
+            return str(walk(args[1])).split(args[0])
+        if function == "Fn::Join":
+            return str(args[0]).join(str(part) for part in walk(args[1]))
+        if function == "Fn::If":
+            chosen = args[1] if evaluate_condition(template, args[0], values) else args[2]
+            return walk(chosen)
+        return value
+
+    return walk(node)

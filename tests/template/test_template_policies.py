@@ -46,7 +46,10 @@ CONDITIONAL = {
     "xray:PutTraceSegments": "TracingOn",
     "xray:PutTelemetryRecords": "TracingOn",
     "secretsmanager:RestoreSecret": "AutoRestoreOn",
+    "sts:AssumeRole": "IsCentral",  # a member account's read-only role (DeploymentMode central)
 }
+MEMBER_READ_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}-*"}
+ORGANIZATION_CONDITION = {"StringEquals": {"aws:ResourceOrgID": {"Ref": "OrganizationId"}}}
 BY_SECRET_INDEX = {"Fn::Sub": "${AuditTable.Arn}/index/by-secret"}
 AUTO_RESTORE_TAG_CONDITION = {"StringEquals": {"aws:ResourceTag/secretwatch:auto-restore": "true"}}
 SECRET_VALUE_ACTIONS = {
@@ -97,6 +100,7 @@ def _expected_grants(function: str) -> list[tuple[str, Any]]:
         ("ssm:GetParameter", RULES_PARAMETER),  # the rule document in force, and nothing else
         ("dynamodb:Query", BY_SECRET_INDEX),  # a deletion's recent readers, one index only
         ("secretsmanager:RestoreSecret", SECRETS_IN_ACCOUNT),  # under the tag condition below
+        ("sts:AssumeRole", MEMBER_READ_ROLES),  # central mode, in the organisation only
         *((action, "*") for action in sorted(NO_RESOURCE_LEVEL)),
     ]
     if function == "LogSubscriptionFunction":
@@ -187,8 +191,11 @@ def test_restore_is_granted_only_on_secrets_tagged_for_it(
         "dry-run",
         "enabled",
     ]
+    # (but the member roles' AssumeRole, which is limited to the organisation)
+    (assume,) = [g for g in grants if "sts:AssumeRole" in g.actions]
+    assert assume.statement["Condition"] == ORGANIZATION_CONDITION
     for grant in grants:
-        if grant is not restore:
+        if grant not in (restore, assume):
             assert "Condition" not in grant.statement, grant
 
 
@@ -257,6 +264,8 @@ def test_functions_use_the_templates_roles_without_managed_policies(translated: 
         "LogSubscriptionFunctionRole",
         "DigestFunctionRole",
         "TrailLogsRole",
+        "MemberForwardRole",  # member mode (tests/template/test_template_modes.py)
+        "MemberReadRole",
     }
     for name, role in roles.items():
         assert "ManagedPolicyArns" not in role["Properties"], name
@@ -278,8 +287,11 @@ def test_roles_can_only_be_assumed_by_their_service(template: Template) -> None:
         "TrailLogsRole": "cloudtrail.amazonaws.com",
     }
 
-    # WHEN / THEN each trusts exactly one service principal
+    # WHEN / THEN each trusts exactly one service principal (the member mode's roles, which
+    # trust EventBridge and the central account, are tested in test_template_modes.py)
     for name, role in resources(template, "AWS::IAM::Role").items():
+        if name.startswith("Member"):
+            continue
         (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         assert statement == {
             "Effect": "Allow",
@@ -317,6 +329,7 @@ def test_environment_comes_from_references_not_literals(template: Template) -> N
         "RULES_PARAMETER_NAME": {"Ref": "RulesParameter"},
         "STATE_TABLE_NAME": {"Ref": "StateTable"},
         "AUTO_RESTORE": {"Ref": "AutoRestore"},
+        "MEMBER_ROLE_NAME": {"Fn::If": ["IsCentral", {"Ref": "MemberRoleName"}, ""]},
     }
     for function in FUNCTIONS:
         assert "Environment" not in props(template, function), function

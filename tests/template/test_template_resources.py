@@ -12,6 +12,7 @@ from moto import mock_aws
 from shared.models import SEVERITIES, SEVERITY_RANK, Severity
 from tests.template.cfn import (
     FUNCTIONS,
+    NO_VALUE,
     RULES,
     SELFTEST_RULE,
     Template,
@@ -121,8 +122,10 @@ def test_function_logging_and_async_failure_handling(
 
     # WHEN / THEN it logs to its own /aws/lambda/<function> group with the chosen retention
     assert properties["Handler"] == handler
-    assert properties["FunctionName"] == {"Fn::Sub": f"${{AWS::StackName}}-{suffix}"}
-    assert log_group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{suffix}"}
+    # (named from the stack's id, not its name: tests/template/test_template_names.py)
+    stack_id = {"Fn::Select": [0, {"Fn::Split": ["-", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]}]}  # fmt: skip
+    assert properties["FunctionName"] == {"Fn::Sub": [f"secretwatch-${{Id}}-{suffix}", {"Id": stack_id}]}  # fmt: skip
+    assert log_group["LogGroupName"] == {"Fn::Sub": [f"/aws/lambda/secretwatch-${{Id}}-{suffix}", {"Id": stack_id}]}  # fmt: skip
     assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert properties["LoggingConfig"] == {"LogGroup": {"Ref": f"{function}LogGroup"}}
     # AND has no reserved concurrency (a burst must never be throttled)
@@ -226,6 +229,11 @@ def test_dead_letter_queue_accepts_only_these_rules(template: Template) -> None:
             "aws:SourceArn": [
                 *({"Fn::GetAtt": [rule, "Arn"]} for rule in (*RULES, SELFTEST_RULE)),
                 {"Fn::GetAtt": ["DigestFunctionEveryFiveMinutes", "Arn"]},
+                # central mode: the same three patterns on the organisation's bus
+                *(
+                    {"Fn::If": ["IsCentral", {"Fn::GetAtt": [f"Central{rule}", "Arn"]}, NO_VALUE]}
+                    for rule in RULES
+                ),
             ]
         }
     }
@@ -531,6 +539,9 @@ def test_outputs(template: Template) -> None:
         "FailedInvocationQueueUrl": {"Ref": "FailedInvocationQueue"},
         "StateTableName": {"Ref": "StateTable"},
         "DigestFunctionName": {"Ref": "DigestFunction"},
+        # organisation modes (test_template_modes.py)
+        "CentralEventBusArn": {"Fn::GetAtt": ["CentralEventBus", "Arn"]},
+        "MemberReadRoleArn": {"Fn::GetAtt": ["MemberReadRole", "Arn"]},
     }
 
 

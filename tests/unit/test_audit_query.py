@@ -194,6 +194,32 @@ def test_filter_expression_holds_only_what_the_index_does_not() -> None:
     assert q.filter_expression(q.Expression(), q.Filters(secret="s"), "by-secret") is None
 
 
+def test_the_account_filter_is_on_the_records_account() -> None:
+    # GIVEN a look-up of one member account's records on the secret index (central mode)
+    expr = q.Expression()
+
+    # WHEN building the filter
+    text = q.filter_expression(expr, q.Filters(secret="s", account="111122223333"), "by-secret")
+
+    # THEN it compares the item's account_id, which the audit writer stores for every record
+    assert text == "#account_id = :v0"
+    assert expr.values == {":v0": {"S": "111122223333"}}
+
+
+def test_audit_takes_an_account_id_and_refuses_anything_else() -> None:
+    # GIVEN the audit command's parser
+    from cli.errors import UsageError
+    from cli.main import build_parser
+
+    parser = build_parser()
+
+    # WHEN / THEN --account takes a 12-digit ID into the filters, and nothing else
+    args = parser.parse_args(["audit", "--account", "111122223333"])
+    assert args.account == "111122223333"
+    with pytest.raises(UsageError, match="12-digit account ID"):
+        parser.parse_args(["audit", "--account", "alias-name"])
+
+
 def test_merge_newest_interleaves_sorted_streams_once_each() -> None:
     def items(*keys: str) -> list[dict[str, Any]]:
         return [{"time_key": k, "event_id": k[-1]} for k in keys]

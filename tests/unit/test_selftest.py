@@ -179,7 +179,7 @@ def test_the_command_names_the_hop_that_failed_and_what_to_check(
     failed = report.hops[-1]
     assert (failed.name, failed.ok) == ("audit record written", False)
     assert "SelfTestRule" in failed.detail
-    assert "/aws/lambda/secretwatch-eventbridge" in failed.detail
+    assert "/aws/lambda/<the stack output EventBridgeFunctionName>" in failed.detail
     command.print_report(report, "json")
     printed = json.loads(capsys.readouterr().out)
     assert printed["passed"] is False

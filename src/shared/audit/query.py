@@ -94,6 +94,7 @@ class Filters:
     rule: str | None = None
     severity: str | None = None  # this level or higher
     event_name: str | None = None
+    account: str | None = None  # the record's account (central mode holds many)
     since: datetime | None = None
     until: datetime | None = None
     limit: int = DEFAULT_LIMIT
@@ -157,6 +158,8 @@ def _unindexed(filters: Filters) -> str:
         return "no index on event name"
     if filters.severity is not None:
         return "no index on severity"
+    if filters.account is not None:
+        return "no index on account"
     return "no filter"
 
 
@@ -230,6 +233,8 @@ def filter_expression(expr: Expression, filters: Filters, index: str) -> str | N
         parts.append(f"{expr.name('severity')} IN ({levels})")
     if filters.event_name is not None:
         parts.append(f"{expr.name('event_name')} = {expr.value(filters.event_name)}")
+    if filters.account is not None:
+        parts.append(f"{expr.name('account_id')} = {expr.value(filters.account)}")
     return " AND ".join(parts) or None
 
 
