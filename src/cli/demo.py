@@ -141,6 +141,10 @@ def _demo(
     print(
         f"   audit table        {stack.table_name}  (hash key event_id; indexes {', '.join(_indexes(stack))})"
     )
+    print(
+        f"   state table        {stack.state_table_name}  (dedup windows, threshold counts, "
+        "open alerts; TTL)"
+    )
     print(f"   alert topic        {stack.topic_arn}  (KMS-encrypted)")
     print(f"   SMS subscriber     filter {json.dumps(_sms_filter(stack))}")
     for rule in stack.rules:
