@@ -487,7 +487,7 @@ def test_pipeline_alarms(template: Template) -> None:
 
     # WHEN each alarm's metric is identified
     watched: set[tuple[str, str, str, str]] = set()
-    for alarm in alarms:
+    for name, alarm in resources(template, "AWS::CloudWatch::Alarm").items():
         properties = alarm["Properties"]
         (dimension,) = properties["Dimensions"]
         watched.add(
@@ -498,11 +498,20 @@ def test_pipeline_alarms(template: Template) -> None:
                 json.dumps(dimension["Value"]),
             )
         )
-        # THEN each fires on the first occurrence, notifies the topic, and is quiet without data
+        assert properties["AlarmActions"] == [{"Ref": "AlertTopic"}]
         assert properties["Threshold"] == 1
+        if name == "HeartbeatAlarm":
+            # THEN the heartbeat breaches when nothing was processed for HeartbeatHours, missing
+            # data included (a stopped trail sends no data at all)
+            assert properties["ComparisonOperator"] == "LessThanThreshold"
+            assert properties["TreatMissingData"] == "breaching"
+            assert properties["Period"] == 3600
+            assert properties["EvaluationPeriods"] == {"Ref": "HeartbeatHours"}
+            assert properties["DatapointsToAlarm"] == {"Ref": "HeartbeatHours"}
+            continue
+        # THEN each other fires on the first occurrence and is quiet without data
         assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert properties["TreatMissingData"] == "notBreaching"
-        assert properties["AlarmActions"] == [{"Ref": "AlertTopic"}]
 
     # AND together they watch both functions, both queues, all three rules and the rule document
     expected: list[tuple[str, str, str, Any]] = [
@@ -518,6 +527,28 @@ def test_pipeline_alarms(template: Template) -> None:
             for q in ("EventsDeadLetterQueue", "FailedInvocationQueue")
         ),
         *(("AWS/Events", "FailedInvocations", "RuleName", {"Ref": r}) for r in RULES),
+        # AND the heartbeat, throttles, lost destinations and dead letters, failed notifications
+        # and the code's own failure counts
+        ("Secretwatch", "RecordsParsed", "service", "secretwatch"),
+        *(("AWS/Lambda", "Throttles", "FunctionName", {"Ref": f}) for f in FUNCTIONS),
+        *(
+            ("AWS/Lambda", "DestinationDeliveryFailures", "FunctionName", {"Ref": f})
+            for f in FUNCTIONS
+        ),
+        *(
+            ("AWS/Events", "InvocationsFailedToBeSentToDlq", "RuleName", {"Ref": r})
+            for r in (*RULES, SELFTEST_RULE)
+        ),
+        (
+            "AWS/SNS",
+            "NumberOfNotificationsFailed",
+            "TopicName",
+            {"Fn::GetAtt": ["AlertTopic", "TopicName"]},
+        ),
+        *(
+            ("Secretwatch", m, "service", "secretwatch")
+            for m in ("RuleErrors", "AlertFailures", "RecordsRejected")
+        ),
     ]
     assert len(watched) == len(expected) == len(list(alarms))
     assert watched == {(n, m, d, json.dumps(v)) for n, m, d, v in expected}
