@@ -128,8 +128,8 @@ def test_function_logging_and_async_failure_handling(
     assert log_group["LogGroupName"] == {"Fn::Sub": [f"/aws/lambda/secretwatch-${{Id}}-{suffix}", {"Id": stack_id}]}  # fmt: skip
     assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert properties["LoggingConfig"] == {"LogGroup": {"Ref": f"{function}LogGroup"}}
-    # AND has no reserved concurrency (a burst must never be throttled)
-    assert "ReservedConcurrentExecutions" not in properties
+    # AND reserves no concurrency unless the ReservedConcurrency parameter asks (see below)
+    assert properties["ReservedConcurrentExecutions"]["Fn::If"][0] == "HasReservedConcurrency"
     # AND failed asynchronous invocations are retried twice, then go to the failure queue
     assert invoke_config == {
         "FunctionName": {"Ref": function},
@@ -586,3 +586,23 @@ def test_every_parameter_is_described_and_grouped(template: Template) -> None:
     for name, parameter in template["Parameters"].items():
         assert len(parameter["Description"]) > 40, name
         assert interface["ParameterLabels"][name]["default"], name
+
+
+def test_reserved_concurrency_is_a_parameter_off_by_default(template: Template) -> None:
+    # GIVEN the parameter and the two event functions
+    parameter = template["Parameters"]["ReservedConcurrency"]
+    assert parameter["Default"] == 0
+    assert template["Conditions"]["HasReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, 0]}]
+    }
+    # WHEN / THEN each caps its concurrency only when the parameter says so; the digest runs
+    # one scheduled invocation at a time and needs none
+    for function in ("EventBridgeFunction", "LogSubscriptionFunction"):
+        assert props(template, function)["ReservedConcurrentExecutions"] == {
+            "Fn::If": [
+                "HasReservedConcurrency",
+                {"Ref": "ReservedConcurrency"},
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
+    assert "ReservedConcurrentExecutions" not in props(template, "DigestFunction")
