@@ -41,6 +41,7 @@ from shared.audit import query as q
 from shared.errors import SecretwatchError
 from shared.models import SEVERITIES
 from shared.narrate import sentence
+from shared.state.keys import RESOLUTION_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -552,7 +553,7 @@ def print_life(item: Mapping[str, Any], state: Any) -> None:
             else:
                 lines.append(f"{rule}: still open (secretwatch audit --open)")
     for key, entry in alerts.items():
-        if str(key).startswith("resolved:"):
+        if str(key).startswith(RESOLUTION_PREFIX):
             lines.append(f"{key}: closes alert {entry.get('resolves')} ({entry.get('state')})")
     if lines:
         print("life")

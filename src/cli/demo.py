@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from cli.errors import UsageError
-from cli.local_stack import BUNDLED, LocalStack, create_stack, local_account, start_moto_server
+from cli.local_stack import (
+    BUNDLED,
+    LocalStack,
+    attribute_value,
+    create_stack,
+    local_account,
+    sent_notifications,
+    start_moto_server,
+)
 from cli.main import main as secretwatch
 from cli.output import describe, examples, render_table, safe
 from shared.observability import quiet_service_telemetry
@@ -171,7 +179,7 @@ def _demo(
     for name in filtered:
         print(f"     - {name}")
 
-    alerts = _sent_notifications(stack)
+    alerts = sent_notifications(stack)
     kinds = Counter(_kind(attributes) for *_, attributes in alerts)
     _heading(
         f"3. Alerts: {kinds['alert']} published (one SNS message per event and rule), and "
@@ -190,7 +198,7 @@ def _demo(
     items_before, alerts_before = _count_items(stack), len(alerts)
     again, _ = _deliveries(stack, events_dir)
     _send(again, handlers)
-    items_after, alerts_after = _count_items(stack), len(_sent_notifications(stack))
+    items_after, alerts_after = _count_items(stack), len(sent_notifications(stack))
     print(f"   audit items  {items_before} → {items_after}")
     print(f"   alerts       {alerts_before} → {alerts_after}")
     same = items_before == items_after and alerts_before == alerts_after
@@ -399,22 +407,9 @@ def _who(name: str | None, kind: str | None) -> str:
     return f"{name or 'unknown'}" + (f" [{kind}]" if kind else "")
 
 
-def _sent_notifications(stack: LocalStack) -> list[tuple[str, str, str | None, dict[str, Any]]]:
-    """What was published to the topic, as moto recorded it (moto delivers no e-mail or SMS)."""
-    from moto.sns.models import sns_backends  # noqa: PLC0415 — moto's documented inspection API
-
-    topic = sns_backends[local_account()][stack.region].topics[stack.topic_arn]
-    return [
-        (mid, message, subject, attrs or {})
-        for mid, message, subject, attrs, _ in topic.sent_notifications
-    ]
-
-
 def _kind(attributes: dict[str, Any]) -> str:
-    """A published message's ``kind`` attribute (moto keeps attributes as sent)."""
-    kind = attributes.get("kind")
-    value = kind.get("Value", kind.get("StringValue")) if isinstance(kind, dict) else kind
-    return str(value or "alert")
+    """A published message's ``kind`` attribute (an alert when it has none)."""
+    return attribute_value(attributes, "kind") or "alert"
 
 
 def _show_alerts(

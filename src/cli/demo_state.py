@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cli.local_stack import LocalStack, local_account
+from cli.local_stack import LocalStack, attribute_value, local_account, sent_notifications
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 APP_ROLE = "checkout-api-task-role"
@@ -213,12 +213,7 @@ def _kinds(messages: list[dict[str, Any]]) -> str:
 
 def _published(stack: LocalStack) -> list[dict[str, Any]]:
     """Every message published to the topic, in order (moto's record of them)."""
-    from moto.sns.models import sns_backends  # noqa: PLC0415 — moto's documented inspection API
-
-    topic = sns_backends[local_account()][stack.region].topics[stack.topic_arn]
-    out = []
-    for _, message, subject, attributes, _ in topic.sent_notifications:
-        kind = (attributes or {}).get("kind", {})
-        value = kind.get("Value", kind.get("StringValue")) if isinstance(kind, dict) else kind
-        out.append({"message": message, "subject": subject, "kind": value or "alert"})
-    return out
+    return [
+        {"message": message, "subject": subject, "kind": attribute_value(attrs, "kind") or "alert"}
+        for _, message, subject, attrs in sent_notifications(stack)
+    ]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cli.local_stack import LocalStack
+from cli.local_stack import LocalStack, attribute_value, sent_notifications
 
 TUNING = """\
 # A team's tuning: the defaults, one rule of its own, and one accepted case.
@@ -120,13 +120,4 @@ def _fresh(path: Path, **detail: Any) -> dict[str, Any]:
 
 def _published(stack: LocalStack) -> list[str]:
     """The rule of every message published to the topic, in order (moto's record of them)."""
-    from moto.sns.models import sns_backends  # noqa: PLC0415 — moto's documented inspection API
-
-    from cli.local_stack import local_account  # noqa: PLC0415
-
-    topic = sns_backends[local_account()][stack.region].topics[stack.topic_arn]
-    rules = []
-    for _, _, _, attributes, _ in topic.sent_notifications:
-        rule = (attributes or {}).get("rule", {})
-        rules.append(str(rule.get("Value", "?")) if isinstance(rule, dict) else str(rule))
-    return rules
+    return [attribute_value(attrs, "rule") or "?" for *_, attrs in sent_notifications(stack)]

@@ -433,3 +433,23 @@ def start_moto_server() -> tuple[Any, str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     return server, f"http://127.0.0.1:{port}"
+
+
+def sent_notifications(stack: LocalStack) -> list[tuple[str, str, str | None, dict[str, Any]]]:
+    """What was published to the stack's topic, in order, as moto recorded it (message id,
+    message, subject, attributes): moto delivers no e-mail or SMS, so the demo reads this."""
+    from moto.sns.models import sns_backends  # noqa: PLC0415 — moto's documented inspection API
+
+    topic = sns_backends[local_account()][stack.region].topics[stack.topic_arn]
+    return [
+        (mid, message, subject, attrs or {})
+        for mid, message, subject, attrs, _ in topic.sent_notifications
+    ]
+
+
+def attribute_value(attributes: Mapping[str, Any], name: str) -> str | None:
+    """One message attribute's value as moto keeps it (``Value`` or ``StringValue``)."""
+    found = attributes.get(name)
+    if isinstance(found, Mapping):
+        found = found.get("Value", found.get("StringValue"))
+    return None if found is None else str(found)

@@ -57,6 +57,7 @@ from shared.observability import count
 from shared.remediate import Remediation, Restorer
 from shared.rules import RuleSet
 from shared.selftest import selftest_rules
+from shared.state.keys import RESOLUTION_PREFIX
 from shared.text import clean, dumps
 
 if TYPE_CHECKING:
@@ -68,7 +69,6 @@ logger = logging.getLogger("secretwatch.pipeline")
 ROUTE_EVENTBRIDGE: Route = "eventbridge"
 ROUTE_LOGS: Route = "cloudwatch-logs"
 ROUTE_REPLAY: Route = "replay"
-RESOLUTION_PREFIX = "resolved:"  # the alert slot of a resolution: resolved:<rule it closes>
 # No alert is claimed with less time than this left: a Publish (one attempt, 2 s to connect,
 # 5 s to answer) and the state update that follows must finish inside the claim.
 DEADLINE_MARGIN_MS = 10_000

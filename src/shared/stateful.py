@@ -22,7 +22,7 @@ from shared.audit.items import alert_id as stable_alert_id
 from shared.errors import DeliveryError
 from shared.models import CloudTrailRecord, Enrichment, Evaluation, Finding
 from shared.rules.engine import Rule, RuleSet, Threshold
-from shared.state.keys import bounded, key_hash
+from shared.state.keys import RESOLUTION_PREFIX, bounded, key_hash
 from shared.text import clean
 
 logger = logging.getLogger("secretwatch.stateful")
@@ -286,7 +286,7 @@ class StatefulRules:
             )
             if closed is None:
                 continue
-            key = f"resolved:{target}"  # shared.pipeline.RESOLUTION_PREFIX
+            key = f"{RESOLUTION_PREFIX}{target}"
             resolutions.append(
                 Resolution(
                     key=key,
@@ -397,13 +397,18 @@ def _fired(
         detail={
             "count": threshold.count,
             "window_s": threshold.window_s,
-            "group": {k: bounded(v, 256) for k, v in zip(threshold.group_by, group, strict=True)},
+            "group": _group(threshold, group),
             "distinct": threshold.distinct,
             "seen": len(events),
             "crossed_by": event_id,
             "others": [other for other in events if other != event_id][:OTHERS_MAX],
         },
     )
+
+
+def _group(threshold: Threshold, group: Sequence[Any]) -> dict[str, str]:
+    """The group a threshold counts for, by field name (bounded, for the item and the alert)."""
+    return {k: bounded(v, 256) for k, v in zip(threshold.group_by, group, strict=True)}
 
 
 def _counted(finding: Finding, threshold: Threshold, group: Sequence[Any], seen: int) -> Finding:
@@ -414,6 +419,6 @@ def _counted(finding: Finding, threshold: Threshold, group: Sequence[Any], seen:
             "count": threshold.count,
             "window_s": threshold.window_s,
             "seen": min(seen, threshold.count),
-            "group": {k: bounded(v, 256) for k, v in zip(threshold.group_by, group, strict=True)},
+            "group": _group(threshold, group),
         },
     )

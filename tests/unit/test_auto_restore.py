@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
@@ -29,6 +28,7 @@ from shared.remediate import AUTO_RESTORE_TAG, AutoRestore, Restorer
 from shared.rules import load_rules
 from shared.settings import Settings
 from tests.conftest import ACCOUNT, build_raw
+from tests.unit.moto_stack import subscribed_inbox
 from tests.unit.test_pipeline import Faulty
 
 REGION = "eu-west-1"
@@ -108,14 +108,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     with mock_aws():
         stack = create_stack(None, region=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        boto3.client("sns", region_name=REGION).subscribe(
-            TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn
-        )
+        url = subscribed_inbox(stack, REGION)
         yield World(stack, url)
 
 

@@ -36,6 +36,7 @@ from shared.pipeline import ROUTE_EVENTBRIDGE, ROUTE_LOGS, Pipeline, Summary
 from shared.rules import load_rules
 from shared.rules.fields import getter_for
 from tests.conftest import ACCOUNT, build_raw
+from tests.unit.moto_stack import subscribed_inbox
 from tests.unit.test_pipeline import Faulty
 
 REGION = "eu-west-1"
@@ -157,14 +158,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name=SECRET, SecretString="not-read-by-secretwatch"
         )
-        sqs = boto3.client("sqs", region_name=REGION)
-        url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        boto3.client("sns", region_name=REGION).subscribe(
-            TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn, Attributes={}
-        )
+        url = subscribed_inbox(stack, REGION)
         yield World(stack, url)
 
 

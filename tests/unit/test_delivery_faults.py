@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from moto import mock_aws
@@ -39,6 +38,7 @@ from shared.errors import DeliveryError
 from shared.models import Route
 from shared.pipeline import ROUTE_EVENTBRIDGE, ROUTE_LOGS, Pipeline
 from shared.rules import load_rules
+from tests.unit.moto_stack import subscribed_inbox
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "eventbridge"
 REGION = "eu-west-1"
@@ -181,14 +181,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     with mock_aws():
         stack = create_stack(None, region=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        boto3.client("sns", region_name=REGION).subscribe(
-            TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn
-        )
+        url = subscribed_inbox(stack, REGION)
         yield World(stack, url)
 
 

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+RESOLUTION_PREFIX = "resolved:"  # the alert slot of a resolution: resolved:<rule it closes>
 DUE_INDEX = "due"
 DUE_DIGEST, DUE_OPEN = "digest", "open"
 # Repeats whose details a window keeps (beyond them it only counts), and the longest value kept:

@@ -173,13 +173,7 @@ class StateStore:
     # --- thresholds ----------------------------------------------------------------------------
 
     def threshold_state(self, pk: str) -> dict[str, Any]:
-        try:
-            response = self._client.get_item(
-                TableName=self.table_name, Key={"pk": {"S": pk}}, ConsistentRead=True
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise DeliveryError(f"could not read threshold state: {_reason(exc)}") from exc
-        return from_item(response.get("Item") or {})
+        return self.get(pk) or {}
 
     def count_hit(
         self,
