@@ -17,16 +17,6 @@ from shared.state.keys import BUCKET_MAX, WINDOW_DETAIL_MAX, bounded
 class MemoryState:
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
-        # Distinct values per threshold item and bucket: an upper bound the caller may check
-        # before sorting a group's hits (a command-line run counts every read of a big file).
-        self._values: dict[str, dict[int, set[str]]] = {}
-
-    def distinct_bound(self, pk: str, buckets: range, value: str) -> int:
-        """At most how many distinct values these buckets hold with ``value`` added."""
-        found: set[str] = {value}
-        for bucket in buckets:
-            found |= self._values.get(pk, {}).get(bucket, set())
-        return len(found)
 
     def fold(
         self,
@@ -65,7 +55,7 @@ class MemoryState:
             window["event_names"].add(bounded(facts.get("event_name")))
         else:
             window["overflow"] = window.get("overflow", 0) + 1
-        return copy.deepcopy(window)
+        return dict(window)  # read only by the caller
 
     def threshold_state(self, pk: str) -> dict[str, Any]:
         # The caller only reads it: no copy (a copy of every hit per record made evaluate slow).
@@ -97,12 +87,9 @@ class MemoryState:
                 return None
             item.update(fired_at=fire["at"], fired_by=fire["by"], fired_alert=fire["alert_id"])
         hits.add(hit)
-        values = self._values.setdefault(pk, {})
-        values.setdefault(bucket, set()).add(hit.split("|", 2)[1])  # <time>|<value>|<event>
         item["rule_id"] = rule_id
         for n in range(3, 7):
             item.pop(f"b{bucket - n}", None)
-            values.pop(bucket - n, None)
         return dict(item)  # read only by the caller
 
     def open_alert(self, pk: str, entry: Mapping[str, Any]) -> None:
