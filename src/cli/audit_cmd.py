@@ -38,7 +38,7 @@ from cli.output import (
 )
 from cli.timewindow import window
 from shared.audit import query as q
-from shared.errors import SecretwatchError
+from shared.errors import DeliveryError, SecretwatchError
 from shared.models import SEVERITIES
 from shared.narrate import sentence
 from shared.state.keys import RESOLUTION_PREFIX
@@ -301,7 +301,13 @@ def run_open(args: argparse.Namespace) -> int:
         from shared.state.store import StateStore  # noqa: PLC0415
 
         store = StateStore(layer.client("dynamodb"), table)
-        rows = [_open_row(item) for item in store.due(DUE_OPEN, limit=args.limit)]
+        try:
+            rows = [_open_row(item) for item in store.due(DUE_OPEN, limit=args.limit)]
+        except DeliveryError as exc:
+            reason = str(exc).partition(": ")[2]  # "could not read the due index: <why>"
+            raise AuditError(
+                f"could not list the open alerts in state table {table}: {reason}"
+            ) from exc
         fmt = _format(args)
         if fmt == "json":
             for row in rows:
