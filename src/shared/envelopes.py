@@ -36,6 +36,7 @@ from shared.jsonvalue import json_error, json_type, loads
 from shared.models import CloudTrailRecord
 from shared.normalise import normalise
 from shared.selftest import is_selftest_event
+from shared.text import clean
 
 EVENTBRIDGE_SOURCE = "aws.secretsmanager"
 CLOUDTRAIL_DETAIL_TYPES = frozenset(
@@ -335,6 +336,28 @@ def _read_record(
         event_id=record.event_id,
         event_name=record.event_name,
         origin_id=origin,
+    )
+
+
+def outside_region(item: ReadItem, region: str) -> ReadItem:
+    """A record of another Region becomes a skip: that Region's own stack records it.
+
+    A multi-Region trail writes every Region's records to one log group, while each Region's
+    stack receives its own Region's events from EventBridge. With both, the trail Region would
+    record (and alert on) every other Region's events a second time, in its own table and
+    without the enrichment only the event's Region can do. The subscription filter matches
+    ``$.awsRegion`` for that reason (template LogsRouteRegions); this applies the same rule where
+    no filter pattern runs (the local mode, tests, a filter left from an earlier deployment). A
+    record with no Region is kept: it cannot be placed, and a lost record is worse.
+    """
+    record = item.record
+    if record is None or record.region is None or record.region == region:
+        return item
+    return dataclasses.replace(
+        item,
+        record=None,
+        skipped=f"a record of {clean(record.region, 64)}: the stack in that Region records it "
+        "(LogsRouteRegions is this-region)",
     )
 
 

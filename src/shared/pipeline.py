@@ -41,7 +41,13 @@ from shared.audit.items import (
     rejected_item,
 )
 from shared.audit.store import AuditStore
-from shared.envelopes import ReadItem, read_any, read_awslogs_event, read_eventbridge_event
+from shared.envelopes import (
+    ReadItem,
+    outside_region,
+    read_any,
+    read_awslogs_event,
+    read_eventbridge_event,
+)
 from shared.errors import DeliveryError, InputError
 from shared.live_rules import RulesSource, StaticRules
 from shared.models import (
@@ -216,6 +222,7 @@ class Pipeline:
         console_domain: str | None = None,
         state: StatefulRules | None = None,
         remediator: Restorer | None = None,
+        logs_region: str | None = None,
     ) -> None:
         # A source (the live document of a deployed stack) is asked once per invocation, so one
         # invocation applies one document throughout.
@@ -230,6 +237,8 @@ class Pipeline:
         self.console_domain = console_domain
         self.state = state  # None: no dedup, thresholds or resolution (a dry run, a replay)
         self.remediator = remediator  # None: no remediation (AutoRestore disabled, the CLI)
+        # The logs route takes only this Region's records (LogsRouteRegions); None: every Region.
+        self.logs_region = logs_region
 
     @property
     def dry_run(self) -> bool:
@@ -249,6 +258,8 @@ class Pipeline:
         reader = _READERS.get(route, read_any)
         try:
             items = list(reader(event))
+            if route == ROUTE_LOGS and self.logs_region is not None:
+                items = [outside_region(item, self.logs_region) for item in items]
         except InputError as exc:
             summary = Summary()
             origin = (

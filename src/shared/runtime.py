@@ -58,6 +58,7 @@ def get_pipeline() -> Pipeline:
         if settings.auto_restore == "disabled"
         else Restorer(clients.secretsmanager, settings.auto_restore),
         state=state,
+        logs_region=settings.logs_region,
     )
 
 

@@ -33,6 +33,9 @@ class Settings:
     # Central mode: members' records are enriched through <member_role_name>-<Region> in their
     # account (shared.member_access); None elsewhere.
     member_role_name: str | None = None
+    # The log subscription function takes only this Region's records (LogsRouteRegions=
+    # this-region); None: every Region's.
+    logs_region: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +52,7 @@ class Settings:
             state_table_name=env.get("STATE_TABLE_NAME", "").strip() or None,
             auto_restore=_auto_restore(env),
             member_role_name=env.get("MEMBER_ROLE_NAME", "").strip() or None,
+            logs_region=env.get("LOGS_ROUTE_REGION", "").strip() or None,
         )
 
 

@@ -330,6 +330,7 @@ def test_environment_comes_from_references_not_literals(template: Template) -> N
         "STATE_TABLE_NAME": {"Ref": "StateTable"},
         "AUTO_RESTORE": {"Ref": "AutoRestore"},
         "MEMBER_ROLE_NAME": {"Fn::If": ["IsCentral", {"Ref": "MemberRoleName"}, ""]},
+        "LOGS_ROUTE_REGION": {"Fn::If": ["LogsRouteThisRegion", {"Ref": "AWS::Region"}, ""]},
     }
     for function in FUNCTIONS:
         assert "Environment" not in props(template, function), function

@@ -308,7 +308,16 @@ def test_subscription_filter_sends_secrets_manager_records_to_the_function(
     assert resource["DependsOn"] == f"{prefix}Permission"
     assert resource["Properties"] == {
         "LogGroupName": log_group,
-        "FilterPattern": '{ $.eventSource = "secretsmanager.amazonaws.com" }',
+        "FilterPattern": {
+            "Fn::If": [
+                "LogsRouteThisRegion",
+                {
+                    "Fn::Sub": '{ ($.eventSource = "secretsmanager.amazonaws.com") && '
+                    '($.awsRegion = "${AWS::Region}") }'
+                },
+                '{ $.eventSource = "secretsmanager.amazonaws.com" }',
+            ]
+        },
         "DestinationArn": {"Fn::GetAtt": ["LogSubscriptionFunction", "Arn"]},
     }
     name = log_group["Ref"]
