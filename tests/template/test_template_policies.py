@@ -30,7 +30,16 @@ RULES_PARAMETER = {
     "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${RulesParameter}"
 }
 SECRETS_IN_ACCOUNT = {
-    "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:*"
+    "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*"
+}
+VIA_SNS = {"kms:ViaService": {"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"}}
+ALARMS_OF_THIS_ACCOUNT = {
+    "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+    "ArnLike": {
+        "aws:SourceArn": {
+            "Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"
+        }
+    },
 }
 
 # Actions that support no resource-level permissions: "*" is the only possible Resource.
@@ -191,11 +200,16 @@ def test_restore_is_granted_only_on_secrets_tagged_for_it(
         "dry-run",
         "enabled",
     ]
-    # (but the member roles' AssumeRole, which is limited to the organisation)
+    # (but the member roles' AssumeRole, which is limited to the organisation, and the key,
+    # usable only through SNS for the alert topic)
     (assume,) = [g for g in grants if "sts:AssumeRole" in g.actions]
     assert assume.statement["Condition"] == ORGANIZATION_CONDITION
+    (key,) = [g for g in grants if "kms:GenerateDataKey" in g.actions]
+    assert key.statement["Condition"] == {
+        "StringEquals": {**VIA_SNS, "kms:EncryptionContext:aws:sns:topicArn": TOPIC_ARN}
+    }
     for grant in grants:
-        if grant not in (restore, assume):
+        if grant not in (restore, assume, key):
             assert "Condition" not in grant.statement, grant
 
 
@@ -225,8 +239,7 @@ def test_no_wildcard_action_anywhere(template: Template) -> None:
 
     # WHEN / THEN no statement uses "*" or NotAction; an allowed wildcard appears only in the key
     # policy: "kms:*" for the account itself (the AWS default statement that keeps the key
-    # manageable) and "kms:GenerateDataKey*" (SNS picks the GenerateDataKey variant). Deny
-    # statements may be broad: they only take access away.
+    # manageable). Deny statements may be broad: they only take access away.
     for path, statement in statements:
         assert "NotAction" not in statement, path
         action = statement["Action"]
@@ -236,10 +249,8 @@ def test_no_wildcard_action_anywhere(template: Template) -> None:
         if not wildcards or statement["Effect"] == "Deny":
             continue
         assert path.startswith("/AlertKey/"), (path, wildcards)
-        if "kms:*" in wildcards:
-            assert statement["Principal"] == root, path
-        else:
-            assert wildcards == {"kms:GenerateDataKey*"}, (path, wildcards)
+        assert wildcards == {"kms:*"}, (path, wildcards)
+        assert statement["Principal"] == root, path
 
 
 def test_no_secret_value_action_anywhere(template: Template) -> None:
@@ -353,8 +364,7 @@ def test_key_policy_lets_only_the_functions_and_alarms_use_the_key(template: Tem
     }
     cloudwatch = by_sid["CloudWatchAlarmsPublishToTopic"]
     assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
-    assert cloudwatch["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-    }
+    assert cloudwatch["Condition"] == ALARMS_OF_THIS_ACCOUNT
+    assert by_sid["FunctionsPublishToTopic"]["Condition"] == {"StringEquals": VIA_SNS}
     for sid in ("FunctionsPublishToTopic", "CloudWatchAlarmsPublishToTopic"):
-        assert sorted(by_sid[sid]["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+        assert sorted(by_sid[sid]["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]

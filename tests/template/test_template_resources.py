@@ -93,7 +93,7 @@ def test_function_globals(template: Template) -> None:
     assert {key: function[key] for key in function if key != "Environment"} == {
         "Runtime": "python3.12",
         "CodeUri": "src/",
-        "Architectures": ["x86_64"],
+        "Architectures": ["arm64"],
         "MemorySize": 256,
         "Timeout": 60,
         "Tracing": {"Fn::If": ["TracingOn", "Active", "PassThrough"]},
@@ -402,7 +402,12 @@ def test_topic_policy_lets_alarms_publish_and_denies_plain_http(template: Templa
     assert policy["Topics"] == [{"Ref": "AlertTopic"}]
     assert by_sid["CloudWatchAlarmsPublish"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert by_sid["CloudWatchAlarmsPublish"]["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {
+            "aws:SourceArn": {
+                "Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"
+            }
+        },
     }
     assert by_sid["DenyInsecureTransport"]["Effect"] == "Deny"
     assert by_sid["DenyInsecureTransport"]["Principal"] == "*"
