@@ -106,6 +106,9 @@ class Resolver:
             "AWS::AccountId": local_account(),
             "AWS::Partition": "aws",
             "AWS::StackName": "secretwatch-local",
+            # A stack id's last part is a UUID: names built from its first 8 hex digits resolve.
+            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{local_account()}:"
+            "stack/secretwatch-local/0badc0de-0000-4000-8000-000000000000",
             "AWS::NoValue": None,
             "AWS::URLSuffix": "amazonaws.com",
         }
@@ -139,6 +142,12 @@ class Resolver:
     def _fn_FindInMap(self, args: list[Any]) -> Any:
         keys = [self.resolve(a) for a in args]
         return self.template["Mappings"][keys[0]][keys[1]][keys[2]]
+
+    def _fn_Select(self, args: list[Any]) -> Any:
+        return self.resolve(args[1])[int(self.resolve(args[0]))]
+
+    def _fn_Split(self, args: list[Any]) -> list[str]:
+        return str(self.resolve(args[1])).split(str(args[0]))
 
     def _fn_Join(self, args: list[Any]) -> str:
         return str(args[0]).join(str(self.resolve(v)) for v in self.resolve(args[1]))

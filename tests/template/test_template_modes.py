@@ -28,6 +28,8 @@ CENTRAL_ONLY = {
     "CentralEventBusPolicy",
     *(f"Central{rule}" for rule in RULES),
     *(f"Central{rule}Permission" for rule in RULES),
+    *(f"Central{rule}FailedInvocationsAlarm" for rule in RULES),
+    *(f"Central{rule}DlqFailuresAlarm" for rule in RULES),
 }
 ORGANIZATION = {"OrganizationId": "o-a1b2c3d4e5", "CentralEventBusArn": ""}
 CENTRAL_BUS = "arn:aws:events:eu-west-1:111122223333:event-bus/secretwatch-central"

@@ -307,6 +307,7 @@ def test_subscription_filter_sends_secrets_manager_records_to_the_function(
     # after CloudWatch Logs got permission to invoke it for that log group only
     assert resource["DependsOn"] == f"{prefix}Permission"
     assert resource["Properties"] == {
+        "FilterName": {"Fn::Sub": ["secretwatch-${Id}", {"Id": STACK_ID_PREFIX}]},
         "LogGroupName": log_group,
         "FilterPattern": {
             "Fn::If": [
@@ -495,21 +496,40 @@ def test_sms_filter_delivers_the_minimum_severity_and_above(
 # --- alarms and outputs -------------------------------------------------------------------------
 
 
+def _dimension(name: str, value: Any) -> dict[str, Any]:
+    return {"Name": name, "Value": value}
+
+
+def _central_rule_name(suffix: str) -> dict[str, Any]:
+    return {"Fn::Sub": [f"secretwatch-${{Id}}-{suffix}", {"Id": STACK_ID_PREFIX}]}
+
+
+STACK_ID_PREFIX = {
+    "Fn::Select": [
+        0,
+        {"Fn::Split": ["-", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]},
+    ]
+}
+CENTRAL_RULE_SUFFIXES = {
+    "CentralWriteCallsRule": "central-writes",
+    "CentralServiceEventsRule": "central-service-events",
+    "CentralFailedReadsRule": "central-failed-reads",
+}
+
+
 def test_pipeline_alarms(template: Template) -> None:
     # GIVEN every alarm
     alarms = resources(template, "AWS::CloudWatch::Alarm").values()
 
     # WHEN each alarm's metric is identified
-    watched: set[tuple[str, str, str, str]] = set()
+    watched: set[tuple[str, str, str]] = set()
     for name, alarm in resources(template, "AWS::CloudWatch::Alarm").items():
         properties = alarm["Properties"]
-        (dimension,) = properties["Dimensions"]
         watched.add(
             (
                 properties["Namespace"],
                 properties["MetricName"],
-                dimension["Name"],
-                json.dumps(dimension["Value"]),
+                json.dumps(properties["Dimensions"]),
             )
         )
         assert properties["AlarmActions"] == [{"Ref": "AlertTopic"}]
@@ -528,11 +548,14 @@ def test_pipeline_alarms(template: Template) -> None:
         assert properties["TreatMissingData"] == "notBreaching"
 
     # AND together they watch both functions, both queues, all three rules and the rule document
-    expected: list[tuple[str, str, str, Any]] = [
-        ("Secretwatch", "RulesInvalid", "service", "secretwatch"),
-        *(("AWS/Lambda", "Errors", "FunctionName", {"Ref": f}) for f in FUNCTIONS),
+    def one(namespace: str, metric: str, name: str, value: Any) -> tuple[str, str, list[Any]]:
+        return (namespace, metric, [_dimension(name, value)])
+
+    expected: list[tuple[str, str, list[Any]]] = [
+        one("Secretwatch", "RulesInvalid", "service", "secretwatch"),
+        *(one("AWS/Lambda", "Errors", "FunctionName", {"Ref": f}) for f in FUNCTIONS),
         *(
-            (
+            one(
                 "AWS/SQS",
                 "ApproximateNumberOfMessagesVisible",
                 "QueueName",
@@ -540,32 +563,67 @@ def test_pipeline_alarms(template: Template) -> None:
             )
             for q in ("EventsDeadLetterQueue", "FailedInvocationQueue")
         ),
-        *(("AWS/Events", "FailedInvocations", "RuleName", {"Ref": r}) for r in RULES),
+        *(one("AWS/Events", "FailedInvocations", "RuleName", {"Ref": r}) for r in RULES),
         # AND the heartbeat, throttles, lost destinations and dead letters, failed notifications
         # and the code's own failure counts
-        ("Secretwatch", "RecordsParsed", "service", "secretwatch"),
-        *(("AWS/Lambda", "Throttles", "FunctionName", {"Ref": f}) for f in FUNCTIONS),
+        one("Secretwatch", "RecordsParsed", "service", "secretwatch"),
+        *(one("AWS/Lambda", "Throttles", "FunctionName", {"Ref": f}) for f in FUNCTIONS),
         *(
-            ("AWS/Lambda", "DestinationDeliveryFailures", "FunctionName", {"Ref": f})
+            one("AWS/Lambda", "DestinationDeliveryFailures", "FunctionName", {"Ref": f})
             for f in FUNCTIONS
         ),
         *(
-            ("AWS/Events", "InvocationsFailedToBeSentToDlq", "RuleName", {"Ref": r})
+            one("AWS/Events", "InvocationsFailedToBeSentToDlq", "RuleName", {"Ref": r})
             for r in (*RULES, SELFTEST_RULE)
         ),
-        (
+        one(
             "AWS/SNS",
             "NumberOfNotificationsFailed",
             "TopicName",
             {"Fn::GetAtt": ["AlertTopic", "TopicName"]},
         ),
         *(
-            ("Secretwatch", m, "service", "secretwatch")
+            one("Secretwatch", m, "service", "secretwatch")
             for m in ("RuleErrors", "AlertFailures", "RecordsRejected")
+        ),
+        # AND the central bus's rules (a custom bus's metrics carry the bus and the rule name)
+        *(
+            (
+                "AWS/Events",
+                metric,
+                [
+                    _dimension("EventBusName", {"Fn::GetAtt": ["CentralEventBus", "Name"]}),
+                    _dimension("RuleName", _central_rule_name(suffix)),
+                ],
+            )
+            for suffix in CENTRAL_RULE_SUFFIXES.values()
+            for metric in ("FailedInvocations", "InvocationsFailedToBeSentToDlq")
+        ),
+        # AND CloudWatch Logs' deliveries to the log subscription function, for either log group
+        *(
+            (
+                "AWS/Logs",
+                "DeliveryErrors",
+                [
+                    _dimension("LogGroupName", {"Ref": group}),
+                    _dimension("DestinationType", "Lambda"),
+                    _dimension(
+                        "FilterName", {"Fn::Sub": ["secretwatch-${Id}", {"Id": STACK_ID_PREFIX}]}
+                    ),
+                ],
+            )
+            for group in ("TrailLogGroup", "CloudTrailLogGroupName")
         ),
     ]
     assert len(watched) == len(expected) == len(list(alarms))
-    assert watched == {(n, m, d, json.dumps(v)) for n, m, d, v in expected}
+    assert watched == {(n, m, json.dumps(d)) for n, m, d in expected}
+
+
+def test_central_rules_are_named_as_their_alarms_name_them(template: Template) -> None:
+    # GIVEN the central bus's rules
+    for rule, suffix in CENTRAL_RULE_SUFFIXES.items():
+        # WHEN / THEN each has the fixed name its alarms' RuleName dimension gives
+        assert props(template, rule)["Name"] == _central_rule_name(suffix)
 
 
 def test_outputs(template: Template) -> None:

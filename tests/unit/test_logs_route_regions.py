@@ -181,3 +181,15 @@ def test_subscription_filter_pattern_matches_its_region(
     assert _matches(pattern, record) is own
     assert _matches(pattern, {**record, "awsRegion": OTHER_REGION}) is foreign
     assert _matches(pattern, {**record, "eventSource": "kms.amazonaws.com"}) is False
+
+
+def test_the_local_resolver_builds_names_from_the_stack_id() -> None:
+    # GIVEN the template's names built from the stack id (Select/Split on AWS::StackId)
+    template = load_template()
+    resolver = Resolver(template, {}, TRAIL_REGION)
+    resources = template["Resources"]
+    # WHEN the local mode resolves them, THEN they are the names CloudFormation would give
+    rule = resolver.resolve(resources["CentralWriteCallsRule"]["Properties"]["Name"])
+    function = resolver.resolve(resources["EventBridgeFunction"]["Properties"]["FunctionName"])
+    assert re.fullmatch(r"secretwatch-[0-9a-f]{8}-central-writes", rule)
+    assert function == rule.replace("central-writes", "eventbridge")
