@@ -22,7 +22,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 
-.PHONY: help dev lint typecheck unit integration validate build test demo bench events clean
+.PHONY: help dev lint typecheck unit integration validate build test demo bench events member-template clean
 
 help:
 	@echo "make demo    run the whole pipeline locally against a moto server (no AWS account)"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench   measure parsing, rule evaluation and pipeline cost"
 	@echo "make events  regenerate the CloudWatch Logs payloads in events/ from the EventBridge ones"
 	@echo "make build   sam build (installs SAM CLI in .venv-sam; deploy: docs/deploy.md)"
+	@echo "make member-template  build/secretwatch-member.json, the member stack for StackSets (docs/stacksets.md)"
 	@echo "the command alone, on Python 3.12 or 3.13: pipx install .   (or .venv/bin/secretwatch after make dev)"
 
 $(VENV)/.stamp: pyproject.toml requirements/dev.lock
@@ -67,6 +68,10 @@ integration: $(VENV)/.stamp
 
 events: $(VENV)/.stamp
 	$(PY) scripts/make_events.py
+
+# Service-managed StackSets refuse the SAM transform; the member stack needs none.
+member-template: $(VENV)/.stamp
+	$(PY) scripts/member_template.py template.yaml build/secretwatch-member.json
 
 # src/Makefile builds each function (Metadata BuildMethod: makefile). SAM CLI tells it nothing but
 # ARTIFACTS_DIR, so the architecture and Python version of each function are read here from the
