@@ -23,8 +23,10 @@ from tests.template.cfn import (
 )
 
 TABLE_ARN = {"Fn::GetAtt": ["AuditTable", "Arn"]}
-TOPIC_ARN = {"Ref": "AlertTopic"}
+# The topic in use: the stack's own, or the existing AlertTopicArn (test_template_routing.py).
+TOPIC_ARN = {"Fn::If": ["UseExistingAlertTopic", {"Ref": "AlertTopicArn"}, {"Ref": "AlertTopic"}]}
 KEY_ARN = {"Fn::GetAtt": ["AlertKey", "Arn"]}
+EXISTING_KEY_ARN = {"Ref": "AlertTopicKeyArn"}
 QUEUE_ARN = {"Fn::GetAtt": ["FailedInvocationQueue", "Arn"]}
 RULES_PARAMETER = {
     "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${RulesParameter}"
@@ -47,6 +49,15 @@ CONDITIONAL = {
     "xray:PutTelemetryRecords": "TracingOn",
     "secretsmanager:RestoreSecret": "AutoRestoreOn",
     "sts:AssumeRole": "IsCentral",  # a member account's read-only role (DeploymentMode central)
+}
+# Actions whose condition depends on the resource: the stack's own key, or the existing topic's.
+CONDITIONAL_ON_RESOURCE = {
+    (action, repr(resource)): condition
+    for action in ("kms:GenerateDataKey", "kms:Decrypt")
+    for resource, condition in (
+        (KEY_ARN, "CreateAlertTopic"),
+        (EXISTING_KEY_ARN, "HasAlertTopicKey"),
+    )
 }
 MEMBER_READ_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}-*"}
 ORGANIZATION_CONDITION = {"StringEquals": {"aws:ResourceOrgID": {"Ref": "OrganizationId"}}}
@@ -71,6 +82,8 @@ def _expected_grants(function: str) -> list[tuple[str, Any]]:
         ("sns:Publish", TOPIC_ARN),
         ("kms:GenerateDataKey", KEY_ARN),
         ("kms:Decrypt", KEY_ARN),
+        ("kms:GenerateDataKey", EXISTING_KEY_ARN),  # AlertTopicArn's key, AlertTopicKeyArn
+        ("kms:Decrypt", EXISTING_KEY_ARN),
     ]
     if function == "DigestFunction":
         # Reads the due index, claims and marks digests; publishes them. Nothing else.
@@ -160,7 +173,10 @@ def test_optional_grants_depend_on_their_parameters(template: Template, function
     # WHEN / THEN Organizations and X-Ray grants exist only under their conditions
     for grant in grants:
         for action in grant.actions:
-            assert grant.condition == CONDITIONAL.get(action), (grant.policy, action)
+            expected = CONDITIONAL_ON_RESOURCE.get(
+                (action, _key(grant.resources[0])), CONDITIONAL.get(action)
+            )
+            assert grant.condition == expected, (grant.policy, action)
     # AND "*" resources are used only by actions that cannot be scoped
     for grant in grants:
         if "*" in grant.resources:
@@ -266,6 +282,7 @@ def test_functions_use_the_templates_roles_without_managed_policies(translated: 
         "TrailLogsRole",
         "MemberForwardRole",  # member mode (tests/template/test_template_modes.py)
         "MemberReadRole",
+        "ChatChannelRole",  # chat channels (test_template_routing.py)
     }
     for name, role in roles.items():
         assert "ManagedPolicyArns" not in role["Properties"], name
@@ -285,6 +302,7 @@ def test_roles_can_only_be_assumed_by_their_service(template: Template) -> None:
         "LogSubscriptionFunctionRole": "lambda.amazonaws.com",
         "DigestFunctionRole": "lambda.amazonaws.com",
         "TrailLogsRole": "cloudtrail.amazonaws.com",
+        "ChatChannelRole": "chatbot.amazonaws.com",
     }
 
     # WHEN / THEN each trusts exactly one service principal (the member mode's roles, which
@@ -317,7 +335,8 @@ def test_environment_comes_from_references_not_literals(template: Template) -> N
     # WHEN / THEN resource names and settings are references, and no function overrides them
     assert variables == {
         "AUDIT_TABLE_NAME": {"Ref": "AuditTable"},
-        "ALERT_TOPIC_ARN": {"Ref": "AlertTopic"},
+        "ALERT_TOPIC_ARN": TOPIC_ARN,
+        "HTTPS_MESSAGE_FORMAT": {"Fn::If": ["HasChat", "chat", "json"]},
         "RETENTION_DAYS": {"Ref": "RetentionDays"},
         "ENRICH_CACHE_SECONDS": "300",
         "ORGANIZATIONS_LOOKUP": {"Ref": "OrganizationsLookup"},

@@ -563,7 +563,9 @@ def test_outputs(template: Template) -> None:
         "AuditTableName": {"Ref": "AuditTable"},
         "RulesParameterName": {"Ref": "RulesParameter"},
         "SelfTestRuleName": {"Ref": "SelfTestRule"},
-        "AlertTopicArn": {"Ref": "AlertTopic"},
+        "AlertTopicArn": {
+            "Fn::If": ["UseExistingAlertTopic", {"Ref": "AlertTopicArn"}, {"Ref": "AlertTopic"}]
+        },
         "EventBridgeFunctionName": {"Ref": "EventBridgeFunction"},
         "LogSubscriptionFunctionName": {"Ref": "LogSubscriptionFunction"},
         "EventsDeadLetterQueueUrl": {"Ref": "EventsDeadLetterQueue"},
