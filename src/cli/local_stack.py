@@ -253,7 +253,7 @@ def create_stack(
         if resource.get("Type") == "AWS::DynamoDB::Table" and _wanted(resource, resolver):
             _create_table(dynamodb, logical_id, resource, resolver, physical)
     table_name = physical["AuditTable"]
-    topic_arn = _create_topics(sns, template, resolver, physical)
+    topic_arn = _create_topics(sns, template, resolver, physical, endpoint_url)
     rules_parameter = _create_parameters(make("ssm"), resources, resolver, physical)
     environment = _function_environment(template, resolver)
     rules = _create_rules(events, sqs, resources, resolver)
@@ -336,7 +336,11 @@ def _create_table(
 
 
 def _create_topics(
-    sns: Any, template: Mapping[str, Any], resolver: Resolver, physical: dict[str, str]
+    sns: Any,
+    template: Mapping[str, Any],
+    resolver: Resolver,
+    physical: dict[str, str],
+    endpoint_url: str | None,
 ) -> str:
     """The template's topics that these parameters create; the alert topic in use.
 
@@ -355,11 +359,18 @@ def _create_topics(
         )["TopicArn"]
     arn = str(resolver.resolve(template["Outputs"]["AlertTopicArn"]["Value"]))
     if arn not in physical.values():
+        # An existing topic may be another Region's: it is known at its own Region's endpoint.
+        owner = boto3.client("sns", region_name=_arn_region(arn), endpoint_url=endpoint_url)
         try:
-            sns.get_topic_attributes(TopicArn=arn)
+            owner.get_topic_attributes(TopicArn=arn)
         except ClientError as exc:
             raise ConfigError(f"AlertTopicArn {arn}: no such topic on the local server") from exc
     return arn
+
+
+def _arn_region(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 and parts[3] else None
 
 
 def _create_parameters(
@@ -457,7 +468,8 @@ def sent_notifications(stack: LocalStack) -> list[tuple[str, str, str | None, di
     message, subject, attributes): moto delivers no e-mail or SMS, so the demo reads this."""
     from moto.sns.models import sns_backends  # noqa: PLC0415 — moto's documented inspection API
 
-    topic = sns_backends[local_account()][stack.region].topics[stack.topic_arn]
+    region = _arn_region(stack.topic_arn) or stack.region
+    topic = sns_backends[local_account()][region].topics[stack.topic_arn]
     return [
         (mid, message, subject, attrs or {})
         for mid, message, subject, attrs, _ in topic.sent_notifications

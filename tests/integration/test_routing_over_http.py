@@ -60,12 +60,15 @@ def listener() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 
 def _stack_on(
-    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, parameters: dict[str, str]
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    parameters: dict[str, str],
+    topic_region: str = REGION,
 ) -> Server:
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")
-    sns = boto3.client("sns", region_name=REGION, endpoint_url=moto_endpoint)
+    sns = boto3.client("sns", region_name=topic_region, endpoint_url=moto_endpoint)
     # The organisation's topic, created before the stack, as its owner would.
     topic = sns.create_topic(Name="org-alerts")["TopicArn"]
     stack = create_stack(
@@ -80,7 +83,24 @@ def _stack_on(
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "ERROR")
     _reset_container_caches()
     boto3.setup_default_session()
-    return Server(stack, Server(stack, "").subscribe("org-inbox"))
+    return Server(stack, _subscribe_inbox(stack, moto_endpoint, topic_region))
+
+
+def _subscribe_inbox(stack: Any, moto_endpoint: str, region: str) -> str:
+    """The topic owner's queue, in the topic's Region, subscribed raw-less (SNS envelopes)."""
+    sqs = boto3.client("sqs", region_name=region, endpoint_url=moto_endpoint)
+    url = sqs.create_queue(QueueName="org-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    boto3.client("sns", region_name=region, endpoint_url=moto_endpoint).subscribe(
+        TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn["QueueArn"]
+    )
+    return url
+
+
+def _drain(moto_endpoint: str, region: str, url: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs", region_name=region, endpoint_url=moto_endpoint)
+    found = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(message["Body"]) for message in found]
 
 
 @pytest.fixture
@@ -105,7 +125,7 @@ def test_an_alert_reaches_a_subscriber_of_the_existing_topic(
     eventbridge.lambda_handler(json.loads(EVENT.read_text()), Context())
 
     # THEN the subscriber gets the alert, with the attributes its filter policies rely on
-    (envelope,) = server.drain()
+    (envelope,) = _drain(moto_endpoint, REGION, server.inbox)
     assert envelope["TopicArn"] == server.stack.topic_arn
     attributes = {name: value["Value"] for name, value in envelope["MessageAttributes"].items()}
     assert attributes["kind"] == "alert"
@@ -146,7 +166,25 @@ def test_a_chat_stack_sends_https_subscribers_the_chat_shape_and_queues_the_docu
     assert "`secret-deleted`" in chat["content"]["title"]
     assert any("console.aws.amazon.com/secretsmanager" in s for s in chat["content"]["nextSteps"])
     # AND the queue still gets the machine document, with the same alert id
-    (envelope,) = server.drain()
+    (envelope,) = _drain(moto_endpoint, REGION, server.inbox)
     document = json.loads(envelope["Message"])
     assert document["schema_version"] == 1
     assert chat["id"] == document["alert_id"]
+
+
+@pytest.mark.integration
+def test_an_existing_topic_in_another_region_is_published_to_at_its_endpoint(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, cleanup: None
+) -> None:
+    # GIVEN a stack in eu-west-1 whose AlertTopicArn is a us-east-1 topic (one topic for the
+    # stacks of every Region)
+    server = _stack_on(moto_endpoint, monkeypatch, {}, topic_region="us-east-1")
+    assert server.stack.topic_arn.startswith("arn:aws:sns:us-east-1:")
+
+    # WHEN a secret deletion arrives in eu-west-1
+    eventbridge.lambda_handler(json.loads(EVENT.read_text()), Context())
+
+    # THEN the topic's subscriber gets it (SNS knows a topic only at its own Region's endpoint)
+    (envelope,) = _drain(moto_endpoint, "us-east-1", server.inbox)
+    assert envelope["TopicArn"] == server.stack.topic_arn
+    assert json.loads(envelope["Message"])["rule"] == "secret-deleted"
