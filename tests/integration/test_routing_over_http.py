@@ -28,6 +28,7 @@ import requests
 from cli.local_stack import create_stack, free_port
 from handlers import eventbridge
 from tests.integration.conftest import REGION, Server, _reset_container_caches
+from tests.integration.test_cli_replay import run, summary, trail_tree
 from tests.integration.test_handlers_over_http import Context
 
 EVENT = Path(__file__).resolve().parents[2] / "events" / "eventbridge" / "secret-deleted.json"
@@ -188,3 +189,46 @@ def test_an_existing_topic_in_another_region_is_published_to_at_its_endpoint(
     (envelope,) = _drain(moto_endpoint, "us-east-1", server.inbox)
     assert envelope["TopicArn"] == server.stack.topic_arn
     assert json.loads(envelope["Message"])["rule"] == "secret-deleted"
+
+
+@pytest.mark.integration
+def test_replay_notify_writes_the_https_variant_as_the_stack_does(
+    server: Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    listener: tuple[str, list[dict[str, Any]]],
+) -> None:
+    # GIVEN a stack whose outputs say its https variant is the chat format, and an https
+    # subscriber (the chat service's stand-in) on its topic
+    outputs = {
+        "AuditTableName": {"Value": server.stack.table_name},
+        "AlertTopicArn": {"Value": server.stack.topic_arn},
+        "AlertHttpsFormat": {"Value": "chat"},
+    }
+    template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}, "Outputs": outputs}
+    server.client("cloudformation").create_stack(
+        StackName="secretwatch", TemplateBody=json.dumps(template)
+    )
+    endpoint, received = listener
+    server.client("sns").subscribe(
+        TopicArn=server.stack.topic_arn, Protocol="https", Endpoint=endpoint
+    )
+
+    # WHEN a replay sends its alerts for that stack
+    status, out, _ = run(
+        capsys,
+        "replay",
+        str(trail_tree(tmp_path)),
+        "--stack",
+        "secretwatch",
+        "--notify",
+        "--endpoint-url",
+        server.stack.endpoint_url or "",
+    )
+
+    # THEN the https subscriber gets custom notifications, as from the functions
+    assert status == 0
+    assert summary(out)["written"] == "7"
+    assert len(received) == 2
+    documents = [json.loads(notification["Message"]) for notification in received]
+    assert [(d.get("version"), d.get("source")) for d in documents] == [("1.0", "custom")] * 2

@@ -566,6 +566,7 @@ def test_outputs(template: Template) -> None:
         "AlertTopicArn": {
             "Fn::If": ["UseExistingAlertTopic", {"Ref": "AlertTopicArn"}, {"Ref": "AlertTopic"}]
         },
+        "AlertHttpsFormat": {"Fn::If": ["HasChat", "chat", "json"]},
         "EventBridgeFunctionName": {"Ref": "EventBridgeFunction"},
         "LogSubscriptionFunctionName": {"Ref": "LogSubscriptionFunction"},
         "EventsDeadLetterQueueUrl": {"Ref": "EventsDeadLetterQueue"},
