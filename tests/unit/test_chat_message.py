@@ -5,8 +5,12 @@ when the stack has a Slack or Teams channel, inert whatever the caller put in th
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +24,7 @@ from shared.stateful import Resolution
 from shared.text import chat
 from tests.unit.test_notify import CRITICAL, make_enrichment, make_record, sso_caller
 
+ROOT = Path(__file__).resolve().parents[2]
 # What a chat client would turn into a link, a mention or a broadcast if it reached it raw:
 # Slack's <url|text>, <@U…>, <!here>; Markdown [text](url); @mentions; bare URLs.
 SLACK_SPECIAL = re.compile(r"<[^>]*>")
@@ -246,3 +251,28 @@ def test_every_kind_has_a_title_and_a_description(kind: str) -> None:
     assert doc["content"]["title"]
     assert doc["content"]["description"]
     assert doc["metadata"]["eventType"] == kind
+
+
+def test_a_stack_without_chat_never_loads_the_chat_module() -> None:
+    # GIVEN a fresh interpreter (this module has imported shared.chat already)
+    probe = (
+        "import sys, json\n"
+        "from tests.unit.test_notify import CRITICAL, make_enrichment, make_record\n"
+        "from shared.compose import build_alert, to_sns_message\n"
+        "to_sns_message(build_alert(make_record(), CRITICAL, make_enrichment()))\n"
+        "print(json.dumps('shared.chat' in sys.modules))\n"
+    )
+
+    # WHEN an alert is written for a stack without a chat channel
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    # THEN the chat module was never imported: cold start pays for it only on chat stacks
+    assert json.loads(result.stdout.strip().splitlines()[-1]) is False
