@@ -103,25 +103,27 @@ def member_template(template: Mapping[str, Any]) -> dict[str, Any]:
     if serverless:
         raise ValueError(f"member resources need the SAM transform: {', '.join(serverless)}")
     outputs = {k: v for k, v in template.get("Outputs", {}).items() if kept(v)}
-    rules = {
-        name: rule
-        for name, rule in template.get("Rules", {}).items()
-        if _rule_applies(rule, values)
-    }
 
     # Conditions and parameters: those the kept parts refer to, transitively.
     conditions: dict[str, Any] = {}
-    pending = [("Condition", c) for c in _conditions_named(resources, outputs, rules)]
+    pending = sorted(_conditions_named(resources, outputs))
     while pending:
-        _, name = pending.pop()
+        name = pending.pop()
         if name in conditions:
             continue
         conditions[name] = template["Conditions"][name]
-        pending += [r for r in _references(conditions[name]) if r[0] == "Condition"]
+        pending += sorted(_conditions_named(conditions[name]))
     referenced = {
         name
-        for kind, name in _references([resources, outputs, rules, conditions])
+        for kind, name in _references([resources, outputs, conditions])
         if kind == "Ref" and name in parameters
+    }
+    # A deployment rule travels with the member stack when it speaks of its parameters only
+    # (MemberNeedsCentralBus), never of the central or standalone stack's (AlertEmail, ...).
+    rules = {
+        name: rule
+        for name, rule in template.get("Rules", {}).items()
+        if {n for kind, n in _references(rule) if kind == "Ref" and n in parameters} <= referenced
     }
     kept_parameters = {k: dict(v) for k, v in parameters.items() if k in referenced}
     mode = kept_parameters.setdefault("DeploymentMode", dict(parameters["DeploymentMode"]))
@@ -144,18 +146,6 @@ def member_template(template: Mapping[str, Any]) -> dict[str, Any]:
     if outputs:
         out["Outputs"] = outputs
     return out
-
-
-def _rule_applies(rule: Mapping[str, Any], values: Mapping[str, str]) -> bool:
-    condition = rule.get("RuleCondition")
-    if not isinstance(condition, dict) or "Fn::Equals" not in condition:
-        return True
-    left, right = condition["Fn::Equals"]
-
-    def resolve(side: Any) -> Any:
-        return values.get(side["Ref"]) if isinstance(side, dict) and "Ref" in side else side
-
-    return bool(resolve(left) == resolve(right))
 
 
 def _conditions_named(*parts: Mapping[str, Any]) -> set[str]:

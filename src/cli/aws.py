@@ -44,6 +44,9 @@ from shared.errors import SecretwatchError
 TABLE_ENV = "SECRETWATCH_TABLE"
 TABLE_OUTPUT = "AuditTableName"
 TOPIC_OUTPUT = "AlertTopicArn"
+# How the stack's functions write the https variant (chat with a Slack or Teams channel): a
+# command that publishes for the stack writes it the same way, or the channel would drop it.
+HTTPS_FORMAT_OUTPUT = "AlertHttpsFormat"
 
 # The same timeouts and standard retries as the Lambda functions: a command waits no longer
 # for a silent endpoint than the service does.

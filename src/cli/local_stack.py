@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.exceptions import ClientError
 
+from cli import template_rules
 from shared.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -29,6 +31,10 @@ if TYPE_CHECKING:
 BUNDLED = Path(__file__).resolve().parent / "bundled"
 TEMPLATE = BUNDLED / "template.yaml"
 DEFAULT_ACCOUNT = "123456789012"  # moto's default; MOTO_ACCOUNT_ID changes it
+# A local stack always has a subscriber: moto records every message published to the topic (the
+# demo reads that record, and subscribes an inbox queue). So local mode says AllowNoSubscriber,
+# as a deployer would; a caller can still pass "false" to see the template refuse a stack.
+LOCAL_PARAMETERS = {"AllowNoSubscriber": "true"}
 
 
 def local_account() -> str:
@@ -216,13 +222,19 @@ def create_stack(
 
     ``parameters`` overrides the template's parameter defaults, as ``sam deploy
     --parameter-overrides`` would (``{"AutoRestore": "enabled"}``); each is checked against the
-    parameter's AllowedValues, so a local stack cannot take a value a deployment would refuse.
+    parameter's AllowedValues, and the whole set against the template's Rules
+    (``cli.template_rules``), so a local stack cannot take values a deployment would refuse.
+    With ``AlertTopicArn`` set, that topic must already exist on the server: local mode creates
+    no topic then, as the stack would not.
     """
     template = load_template(path)
     resources: dict[str, Any] = template["Resources"]
     physical: dict[str, str] = {}
     resolver = Resolver(template, physical, region)
-    resolver.parameters.update(_checked_parameters(template, parameters or {}))
+    resolver.parameters.update(
+        _checked_parameters(template, {**LOCAL_PARAMETERS, **(parameters or {})})
+    )
+    template_rules.check(template, resolver.parameters)
 
     def make(service: Any) -> Any:
         return boto3.client(service, region_name=region, endpoint_url=endpoint_url)
@@ -231,7 +243,7 @@ def create_stack(
     dynamodb: DynamoDBClient = make("dynamodb")
 
     for logical_id, resource in resources.items():
-        if resource.get("Type") == "AWS::KMS::Key":
+        if resource.get("Type") == "AWS::KMS::Key" and _wanted(resource, resolver):
             key = kms.create_key(Description=f"secretwatch local {logical_id}")["KeyMetadata"]
             physical[logical_id] = key["KeyId"]
             physical[f"{logical_id}.Arn"] = key["Arn"]
@@ -250,7 +262,7 @@ def create_stack(
         if resource.get("Type") == "AWS::DynamoDB::Table" and _wanted(resource, resolver):
             _create_table(dynamodb, logical_id, resource, resolver, physical)
     table_name = physical["AuditTable"]
-    topic_arn = _create_topic(sns, resources, resolver, physical)
+    topic_arn = _create_topics(sns, template, resolver, physical, endpoint_url)
     rules_parameter = _create_parameters(make("ssm"), resources, resolver, physical)
     environment = _function_environment(template, resolver)
     rules = _create_rules(events, sqs, resources, resolver)
@@ -293,13 +305,6 @@ def _wanted(resource: Mapping[str, Any], resolver: Resolver) -> bool:
     return condition is None or resolver.condition(condition)
 
 
-def _only(resources: Mapping[str, Any], kind: str) -> tuple[str, dict[str, Any]]:
-    found = [(k, r) for k, r in resources.items() if r.get("Type") == kind]
-    if len(found) != 1:
-        raise ConfigError(f"template.yaml: expected exactly one {kind}, found {len(found)}")
-    return found[0]
-
-
 def _create_table(
     dynamodb: DynamoDBClient,
     logical_id: str,
@@ -339,19 +344,42 @@ def _create_table(
     return name
 
 
-def _create_topic(
-    sns: Any, resources: Mapping[str, Any], resolver: Resolver, physical: dict[str, str]
+def _create_topics(
+    sns: Any,
+    template: Mapping[str, Any],
+    resolver: Resolver,
+    physical: dict[str, str],
+    endpoint_url: str | None,
 ) -> str:
-    logical_id, resource = _only(resources, "AWS::SNS::Topic")
-    props = resolver.resolve(resource.get("Properties", {}))
-    attributes = (
-        {"KmsMasterKeyId": str(props["KmsMasterKeyId"])} if props.get("KmsMasterKeyId") else {}
-    )
-    arn: str = sns.create_topic(Name=f"secretwatch-local-{logical_id}", Attributes=attributes)[
-        "TopicArn"
-    ]
-    physical[logical_id] = arn
+    """The template's topics that these parameters create; the alert topic in use.
+
+    The alert topic is what the stack output AlertTopicArn resolves to, as `--stack` reads it:
+    the stack's own topic, or the existing one given in AlertTopicArn.
+    """
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::SNS::Topic" or not _wanted(resource, resolver):
+            continue
+        props = resolver.resolve(resource.get("Properties", {}))
+        attributes = (
+            {"KmsMasterKeyId": str(props["KmsMasterKeyId"])} if props.get("KmsMasterKeyId") else {}
+        )
+        physical[logical_id] = sns.create_topic(
+            Name=f"secretwatch-local-{logical_id}", Attributes=attributes
+        )["TopicArn"]
+    arn = str(resolver.resolve(template["Outputs"]["AlertTopicArn"]["Value"]))
+    if arn not in physical.values():
+        # An existing topic may be another Region's: it is known at its own Region's endpoint.
+        owner = boto3.client("sns", region_name=_arn_region(arn), endpoint_url=endpoint_url)
+        try:
+            owner.get_topic_attributes(TopicArn=arn)
+        except ClientError as exc:
+            raise ConfigError(f"AlertTopicArn {arn}: no such topic on the local server") from exc
     return arn
+
+
+def _arn_region(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 and parts[3] else None
 
 
 def _create_parameters(
@@ -449,7 +477,8 @@ def sent_notifications(stack: LocalStack) -> list[tuple[str, str, str | None, di
     message, subject, attributes): moto delivers no e-mail or SMS, so the demo reads this."""
     from moto.sns.models import sns_backends  # noqa: PLC0415 — moto's documented inspection API
 
-    topic = sns_backends[local_account()][stack.region].topics[stack.topic_arn]
+    region = _arn_region(stack.topic_arn) or stack.region
+    topic = sns_backends[local_account()][region].topics[stack.topic_arn]
     return [
         (mid, message, subject, attrs or {})
         for mid, message, subject, attrs, _ in topic.sent_notifications

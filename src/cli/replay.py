@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
             sources=tuple(args.sources),
             table=table,
             topic_arn=topic_arn if args.notify else None,
+            https_format=https_format(args, layer) if args.notify else "json",
             dry_run=args.dry_run,
             since=since,
             until=until,
@@ -275,6 +276,16 @@ def resolve_targets(args: argparse.Namespace, layer: aws.Aws) -> tuple[str | Non
     return table, topic
 
 
+def https_format(args: argparse.Namespace, layer: aws.Aws) -> str:
+    """The stack's https variant (``chat`` with a chat channel), so replayed alerts reach the
+    channel; ``json`` for a bare --topic-arn or a stack from before chat channels."""
+    stack = getattr(args, "stack", None)
+    if not stack:
+        return "json"
+    found = layer.stack_outputs(stack).get(aws.HTTPS_FORMAT_OUTPUT)
+    return "chat" if found == "chat" else "json"
+
+
 def check_table(dynamodb: Any, table: str) -> None:
     """Fail early, with one line, if the table cannot be used: with the permission replay needs
     anyway (BatchGetItem), not DescribeTable. Missing credentials or an unreachable endpoint are
@@ -314,6 +325,7 @@ class ReplayOptions:
     sources: tuple[str, ...]
     table: str | None = None
     topic_arn: str | None = None  # set: publish alerts (--notify)
+    https_format: str = "json"  # the stack's AlertHttpsFormat output
     dry_run: bool = False
     since: datetime | None = None
     until: datetime | None = None
@@ -443,7 +455,9 @@ def build_pipeline(
         check_table(dynamodb, options.table)
         store = AuditStore(dynamodb, options.table)
         if options.topic_arn is not None:
-            notifier = Notifier(layer.client("sns"), options.topic_arn)
+            notifier = Notifier(
+                layer.client("sns"), options.topic_arn, https_format=options.https_format
+            )
     return Pipeline(
         ruleset=ruleset,
         enricher=enricher,

@@ -92,6 +92,16 @@ class Clients:
         )
         self.sts = cast("STSClient", Lazy(lambda: self._client("sts")))
 
+    def sns_for(self, topic_arn: str) -> SNSClient:
+        """The SNS client that can publish to ``topic_arn``: SNS accepts a topic only at its own
+        Region's endpoint, and an existing topic (AlertTopicArn) may be another Region's, e.g.
+        one topic for the stacks of every Region. The common case is the eager client itself."""
+        parts = topic_arn.split(":")
+        region = parts[3] if len(parts) > 3 and parts[3] else None
+        if region is None or region == self._session.region_name:
+            return self.sns
+        return self._session.client("sns", region_name=region, config=PUBLISH_CONFIG)
+
     def for_credentials(self, credentials: Credentials, region: str | None) -> MemberClients:
         """Secrets Manager and IAM clients with a member role's credentials (central mode).
 

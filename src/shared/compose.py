@@ -701,13 +701,23 @@ def _essentials(machine: dict[str, Any]) -> dict[str, Any]:
     return short
 
 
-def to_sns_message(alert: AlertMessage) -> str:
+def to_sns_message(alert: AlertMessage, *, https_format: str = "json") -> str:
     """The ``Message`` for ``MessageStructure="json"``: one string per protocol, "default" first.
 
     Every JSON variant is written under the one policy (ASCII only, no NaN). If the document
     would exceed SNS's size limit (it is carried once per machine protocol), its long strings
     are cut, step by step, and ``"truncated": true`` is set in it.
+
+    ``https_format="chat"`` (a stack with a Slack or Teams channel, which the chat service
+    subscribes over https) makes the ``https`` variant the chat service's custom notification
+    (``shared.chat``, loaded only then). Every https subscriber of the topic gets that variant:
+    an https endpoint of your own then reads the chat document, not the machine one.
     """
+    chat_variant = None
+    if https_format == "chat":
+        from shared.chat import chat_notification  # noqa: PLC0415 — chat stacks only
+
+        chat_variant = dumps(chat_notification(alert))
     body = ""
     for limit in (None, 4096, 1024, 256, 64, 0):
         if limit is None:
@@ -719,6 +729,8 @@ def to_sns_message(alert: AlertMessage) -> str:
         document = dumps(machine)
         message = {"default": alert.email, "email": alert.email, "sms": alert.sms}
         message.update(dict.fromkeys(MACHINE_PROTOCOLS, document))
+        if chat_variant is not None:
+            message["https"] = chat_variant
         body = dumps(message)
         if len(body.encode("utf-8")) <= MESSAGE_MAX_BYTES:
             break

@@ -22,9 +22,11 @@ class Notifier:
     after a lost answer would send the alert twice, with the retry invisible to the pipeline.
     """
 
-    def __init__(self, sns: SNSClient, topic_arn: str) -> None:
+    def __init__(self, sns: SNSClient, topic_arn: str, *, https_format: str = "json") -> None:
         self._sns = sns
         self._topic_arn = topic_arn
+        # "chat": the https variant is the chat channel's custom notification (shared.chat).
+        self._https_format = https_format
 
     def publish(self, alert: AlertMessage) -> str:
         from shared.compose import to_sns_message  # noqa: PLC0415 — loaded with the first alert
@@ -37,7 +39,7 @@ class Notifier:
             response = self._sns.publish(
                 TopicArn=self._topic_arn,
                 Subject=alert.subject,
-                Message=to_sns_message(alert),
+                Message=to_sns_message(alert, https_format=self._https_format),
                 MessageStructure="json",
                 MessageAttributes=attributes,
             )

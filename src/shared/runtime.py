@@ -52,7 +52,11 @@ def get_pipeline() -> Pipeline:
         ruleset=rules,
         enricher=ImpactEnricher(enricher, readers),
         store=AuditStore(clients.dynamodb, settings.table_name),
-        notifier=Notifier(clients.sns, settings.topic_arn),
+        notifier=Notifier(
+            clients.sns_for(settings.topic_arn),
+            settings.topic_arn,
+            https_format=settings.https_format,
+        ),
         retention_days=settings.retention_days,
         remediator=None
         if settings.auto_restore == "disabled"
@@ -90,6 +94,10 @@ def get_digests() -> DigestSender:
 
     return DigestSender(
         StateStore(clients.dynamodb, settings.state_table_name),
-        Notifier(clients.sns, settings.topic_arn),
+        Notifier(
+            clients.sns_for(settings.topic_arn),
+            settings.topic_arn,
+            https_format=settings.https_format,
+        ),
         clock_ms=_now_ms,
     )

@@ -36,6 +36,9 @@ class Settings:
     # The log subscription function takes only this Region's records (LogsRouteRegions=
     # this-region); None: every Region's.
     logs_region: str | None = None
+    # The https variant of every message: "json" (the machine document) or "chat" (a custom
+    # notification for the stack's Slack or Teams channel, template HasChat).
+    https_format: str = "json"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +56,7 @@ class Settings:
             auto_restore=_auto_restore(env),
             member_role_name=env.get("MEMBER_ROLE_NAME", "").strip() or None,
             logs_region=env.get("LOGS_ROUTE_REGION", "").strip() or None,
+            https_format=_https_format(env),
         )
 
 
@@ -101,6 +105,17 @@ def _auto_restore(env: Mapping[str, str]) -> AutoRestore:
         f"environment variable AUTO_RESTORE must be one of {', '.join(AUTO_RESTORE_MODES)}, "
         f"got {text!r}"
     )
+
+
+def _https_format(env: Mapping[str, str]) -> str:
+    text = env.get("HTTPS_MESSAGE_FORMAT", "").strip()
+    if not text:
+        return "json"  # absent: the stack predates chat channels
+    if text not in ("json", "chat"):
+        raise ConfigError(
+            f"environment variable HTTPS_MESSAGE_FORMAT must be json or chat, got {text!r}"
+        )
+    return text
 
 
 @lru_cache(maxsize=1)

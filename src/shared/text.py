@@ -14,7 +14,10 @@ text). Each medium gets the same rules:
   another (its NFKC form differs), so the short forms can flag it;
 - **JSON** (every machine variant, log lines, the command line's JSON output): :func:`dumps`
   writes ASCII only (``\\uXXXX`` escapes), refuses NaN and Infinity (they become strings
-  first), and replaces lone surrogates, which are not Unicode and which SNS refuses.
+  first), and replaces lone surrogates, which are not Unicode and which SNS refuses;
+- **chat markdown** (Slack and Microsoft Teams through Amazon Q Developer in chat
+  applications): :func:`chat` writes the one line of :func:`escape` as inline code, with
+  nothing left that a chat client turns into a link, a mention or markup, bounded in bytes.
 """
 
 from __future__ import annotations
@@ -233,3 +236,57 @@ def dumps(value: Any, *, indent: int | None = None, sort_keys: bool = False) -> 
 def log_serializer(value: Any) -> str:
     """The functions' log lines: JSON under the same policy (Powertools ``json_serializer``)."""
     return dumps(value)
+
+
+# --- chat markdown -------------------------------------------------------------------------------
+
+# Slack reads <...> as links and mentions (<https://x|text>, <@U123>, <!here>) and documents &, <
+# and > as the characters to escape; a backtick would end the inline code; "@" starts a mention
+# in either client. Each becomes a visible, inert form.
+_CHAT_MARKUP = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "'", "@": "\uff20"}
+_CHAT_EMPTY = "-"
+
+
+def _chat_pieces(value: str) -> list[str]:
+    # "://" is defanged first (as incident tooling does), and "](" split, so that no Markdown
+    # link [text](url) can form: inside inline code no client renders one, and outside it (a
+    # title in a notification preview) none can either.
+    text = value.replace("://", "[:]//").replace("](", "] (")
+    pieces = []
+    for ch in text:
+        piece = _escape_char(ch)
+        pieces.append(_CHAT_MARKUP.get(piece, piece))
+    return pieces
+
+
+def chat(value: object, limit: int, *, code: bool = True) -> str:
+    """``value`` for a chat message: one line, inert, at most ``limit`` bytes of UTF-8.
+
+    With ``code`` (the default, for caller-controlled text) it is inline code, backticks
+    included in the bound, so no markdown applies to it; without, it is plain text with the same
+    characters neutralised (for the project's own texts, such as a rule's description).
+    """
+    text = "" if value is None else str(value)
+    if not text:
+        return _CHAT_EMPTY
+    fence = "`" if code else ""
+    budget = limit - 2 * len(fence)
+    pieces, used, cut_short = [], 0, False
+    for piece in _chat_pieces(text):
+        size = len(piece.encode("utf-8"))
+        if used + size > budget:
+            cut_short = True
+            break
+        pieces.append(piece)
+        used += size
+    if cut_short:  # an escape or entity is never split: whole pieces go until the marker fits
+        marker = len(ELLIPSIS.encode("utf-8"))
+        while pieces and used + marker > budget:
+            used -= len(pieces.pop().encode("utf-8"))
+        pieces.append(ELLIPSIS)
+    return f"{fence}{''.join(pieces)}{fence}"
+
+
+def chat_bytes(value: str) -> int:
+    """The UTF-8 size of a chat string, as the bounds above count it."""
+    return len(value.encode("utf-8"))

@@ -89,7 +89,7 @@ def test_checkov() -> None:
 def test_checkov_with_every_optional_resource(tmp_path: Path) -> None:
     # GIVEN a copy whose parameter defaults switch every optional part on: checkov evaluates
     # conditions with the default parameter values, so the trail, its bucket, the SNS
-    # subscriptions and the X-Ray grants are only scanned this way
+    # subscriptions, the chat channels and the X-Ray grants are only scanned this way
     template = load_template()
     defaults = {
         "CreateTrail": "true",
@@ -98,6 +98,11 @@ def test_checkov_with_every_optional_resource(tmp_path: Path) -> None:
         "AlertEmail": "security@example.com",
         "AlertPhoneNumber": "+14155550100",
         "CloudTrailLogGroupName": "aws-cloudtrail-logs-example",
+        "SlackWorkspaceId": "T0123ABCD",
+        "SlackChannelId": "C0123ABCDEF",
+        "TeamsTenantId": "00000000-0000-4000-8000-000000000001",
+        "TeamsTeamId": "00000000-0000-4000-8000-000000000002",
+        "TeamsChannelId": "19%3aexample%40thread.tacv2",
     }
     for name, value in defaults.items():
         template["Parameters"][name]["Default"] = value
@@ -105,4 +110,22 @@ def test_checkov_with_every_optional_resource(tmp_path: Path) -> None:
     variant.write_text(json.dumps(template, indent=1))
 
     # WHEN / THEN checkov still finds no failed check
+    _checkov(variant)
+
+
+def test_checkov_with_an_existing_alert_topic(tmp_path: Path) -> None:
+    # GIVEN a copy that publishes to an existing topic and its key (no topic, key or alarm of
+    # its own): the grants on the given ARNs are only scanned this way
+    template = load_template()
+    defaults = {
+        "AlertTopicArn": "arn:aws:sns:eu-west-1:111122223333:org-alerts",
+        "AlertTopicKeyArn": "arn:aws:kms:eu-west-1:111122223333:key/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+        "AlertEmail": "security@example.com",
+    }
+    for name, value in defaults.items():
+        template["Parameters"][name]["Default"] = value
+    variant = tmp_path / "template-existing-topic.json"
+    variant.write_text(json.dumps(template, indent=1))
+
+    # WHEN / THEN checkov finds no failed check
     _checkov(variant)

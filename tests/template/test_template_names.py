@@ -35,6 +35,9 @@ NAME_LIMITS: dict[tuple[str, str], int] = {
     ("AWS::DynamoDB::Table", "TableName"): 255,
     ("AWS::S3::Bucket", "BucketName"): 63,
     ("AWS::CloudWatch::Alarm", "AlarmName"): 255,
+    # Pattern ^[A-Za-z0-9-_]+$ as well (stack names and Region names only hold those).
+    ("AWS::Chatbot::SlackChannelConfiguration", "ConfigurationName"): 128,
+    ("AWS::Chatbot::MicrosoftTeamsChannelConfiguration", "ConfigurationName"): 128,
 }
 INLINE_POLICY_NAME_LIMIT = 128
 SCHEDULE_RULE_NAME_LIMIT = 64  # a SAM Schedule event becomes an AWS::Events::Rule
@@ -97,6 +100,8 @@ def test_the_names_that_matter_are_checked(template: Template) -> None:
         assert (f"{function}LogGroup", "LogGroupName") in checked
     assert ("Trail", "TrailName") in checked
     assert ("RulesParameter", "Name") in checked
+    assert ("SlackChannel", "ConfigurationName") in checked
+    assert ("TeamsChannel", "ConfigurationName") in checked
 
 
 def test_function_names_are_short_and_match_their_log_groups(template: Template) -> None:
@@ -129,7 +134,13 @@ def test_resources_without_a_name_are_named_by_cloudformation(template: Template
 
     # WHEN / THEN none of them is a resource the code or an operator must find by a fixed name:
     # those are reached through Ref/GetAtt and the stack's outputs
+    # (the alert topic's output names the topic in use: the stack's own, or AlertTopicArn)
     outputs = {str(output["Value"]) for output in template["Outputs"].values()}
+    outputs |= {
+        str(output["Value"]["Fn::If"][2])
+        for output in template["Outputs"].values()
+        if isinstance(output["Value"], dict) and "Fn::If" in output["Value"]
+    }
     for logical_id in ("AuditTable", "StateTable", "AlertTopic", "EventsDeadLetterQueue"):
         assert logical_id in unnamed
         assert str({"Ref": logical_id}) in outputs

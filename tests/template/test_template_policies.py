@@ -23,8 +23,10 @@ from tests.template.cfn import (
 )
 
 TABLE_ARN = {"Fn::GetAtt": ["AuditTable", "Arn"]}
-TOPIC_ARN = {"Ref": "AlertTopic"}
+# The topic in use: the stack's own, or the existing AlertTopicArn (test_template_routing.py).
+TOPIC_ARN = {"Fn::If": ["UseExistingAlertTopic", {"Ref": "AlertTopicArn"}, {"Ref": "AlertTopic"}]}
 KEY_ARN = {"Fn::GetAtt": ["AlertKey", "Arn"]}
+EXISTING_KEY_ARN = {"Ref": "AlertTopicKeyArn"}
 QUEUE_ARN = {"Fn::GetAtt": ["FailedInvocationQueue", "Arn"]}
 RULES_PARAMETER = {
     "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${RulesParameter}"
@@ -57,6 +59,15 @@ CONDITIONAL = {
     "secretsmanager:RestoreSecret": "AutoRestoreOn",
     "sts:AssumeRole": "IsCentral",  # a member account's read-only role (DeploymentMode central)
 }
+# Actions whose condition depends on the resource: the stack's own key, or the existing topic's.
+CONDITIONAL_ON_RESOURCE = {
+    (action, repr(resource)): condition
+    for action in ("kms:GenerateDataKey", "kms:Decrypt")
+    for resource, condition in (
+        (KEY_ARN, "CreateAlertTopic"),
+        (EXISTING_KEY_ARN, "HasAlertTopicKey"),
+    )
+}
 MEMBER_READ_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}-*"}
 ORGANIZATION_CONDITION = {"StringEquals": {"aws:ResourceOrgID": {"Ref": "OrganizationId"}}}
 BY_SECRET_INDEX = {"Fn::Sub": "${AuditTable.Arn}/index/by-secret"}
@@ -80,6 +91,8 @@ def _expected_grants(function: str) -> list[tuple[str, Any]]:
         ("sns:Publish", TOPIC_ARN),
         ("kms:GenerateDataKey", KEY_ARN),
         ("kms:Decrypt", KEY_ARN),
+        ("kms:GenerateDataKey", EXISTING_KEY_ARN),  # AlertTopicArn's key, AlertTopicKeyArn
+        ("kms:Decrypt", EXISTING_KEY_ARN),
     ]
     if function == "DigestFunction":
         # Reads the due index, claims and marks digests; publishes them. Nothing else.
@@ -169,7 +182,10 @@ def test_optional_grants_depend_on_their_parameters(template: Template, function
     # WHEN / THEN Organizations and X-Ray grants exist only under their conditions
     for grant in grants:
         for action in grant.actions:
-            assert grant.condition == CONDITIONAL.get(action), (grant.policy, action)
+            expected = CONDITIONAL_ON_RESOURCE.get(
+                (action, _key(grant.resources[0])), CONDITIONAL.get(action)
+            )
+            assert grant.condition == expected, (grant.policy, action)
     # AND "*" resources are used only by actions that cannot be scoped
     for grant in grants:
         if "*" in grant.resources:
@@ -204,12 +220,16 @@ def test_restore_is_granted_only_on_secrets_tagged_for_it(
     # usable only through SNS for the alert topic)
     (assume,) = [g for g in grants if "sts:AssumeRole" in g.actions]
     assert assume.statement["Condition"] == ORGANIZATION_CONDITION
-    (key,) = [g for g in grants if "kms:GenerateDataKey" in g.actions]
-    assert key.statement["Condition"] == {
-        "StringEquals": {**VIA_SNS, "kms:EncryptionContext:aws:sns:topicArn": TOPIC_ARN}
+    keys = {g.statement["Sid"]: g for g in grants if "kms:GenerateDataKey" in g.actions}
+    assert keys["EncryptForTopic"].statement["Condition"] == {
+        "StringEquals": {**VIA_SNS, "kms:EncryptionContext:aws:sns:topicArn": {"Ref": "AlertTopic"}}
+    }
+    # (an existing topic may be in another Region, so only its encryption context is named)
+    assert keys["EncryptForExistingTopic"].statement["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": {"Ref": "AlertTopicArn"}}
     }
     for grant in grants:
-        if grant not in (restore, assume, key):
+        if grant not in (restore, assume, *keys.values()):
             assert "Condition" not in grant.statement, grant
 
 
@@ -277,6 +297,7 @@ def test_functions_use_the_templates_roles_without_managed_policies(translated: 
         "TrailLogsRole",
         "MemberForwardRole",  # member mode (tests/template/test_template_modes.py)
         "MemberReadRole",
+        "ChatChannelRole",  # chat channels (test_template_routing.py)
     }
     for name, role in roles.items():
         assert "ManagedPolicyArns" not in role["Properties"], name
@@ -296,6 +317,7 @@ def test_roles_can_only_be_assumed_by_their_service(template: Template) -> None:
         "LogSubscriptionFunctionRole": "lambda.amazonaws.com",
         "DigestFunctionRole": "lambda.amazonaws.com",
         "TrailLogsRole": "cloudtrail.amazonaws.com",
+        "ChatChannelRole": "chatbot.amazonaws.com",
     }
 
     # WHEN / THEN each trusts exactly one service principal (the member mode's roles, which
@@ -328,7 +350,8 @@ def test_environment_comes_from_references_not_literals(template: Template) -> N
     # WHEN / THEN resource names and settings are references, and no function overrides them
     assert variables == {
         "AUDIT_TABLE_NAME": {"Ref": "AuditTable"},
-        "ALERT_TOPIC_ARN": {"Ref": "AlertTopic"},
+        "ALERT_TOPIC_ARN": TOPIC_ARN,
+        "HTTPS_MESSAGE_FORMAT": {"Fn::If": ["HasChat", "chat", "json"]},
         "RETENTION_DAYS": {"Ref": "RetentionDays"},
         "ENRICH_CACHE_SECONDS": "300",
         "ORGANIZATIONS_LOOKUP": {"Ref": "OrganizationsLookup"},

@@ -635,7 +635,10 @@ def test_outputs(template: Template) -> None:
         "AuditTableName": {"Ref": "AuditTable"},
         "RulesParameterName": {"Ref": "RulesParameter"},
         "SelfTestRuleName": {"Ref": "SelfTestRule"},
-        "AlertTopicArn": {"Ref": "AlertTopic"},
+        "AlertTopicArn": {
+            "Fn::If": ["UseExistingAlertTopic", {"Ref": "AlertTopicArn"}, {"Ref": "AlertTopic"}]
+        },
+        "AlertHttpsFormat": {"Fn::If": ["HasChat", "chat", "json"]},
         "EventBridgeFunctionName": {"Ref": "EventBridgeFunction"},
         "LogSubscriptionFunctionName": {"Ref": "LogSubscriptionFunction"},
         "EventsDeadLetterQueueUrl": {"Ref": "EventsDeadLetterQueue"},

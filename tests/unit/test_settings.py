@@ -78,3 +78,21 @@ def test_boolean_spellings(text: str, expected: bool) -> None:
     assert (
         Settings.from_env({**BASE, "ORGANIZATIONS_LOOKUP": text}).organizations_lookup is expected
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, "json"), ("", "json"), ("json", "json"), ("chat", "chat")]
+)
+def test_the_https_format_is_json_unless_the_stack_has_a_chat_channel(
+    value: str | None, expected: str
+) -> None:
+    # GIVEN HTTPS_MESSAGE_FORMAT as the template sets it (absent: a stack from before chat)
+    env = {**BASE, **({} if value is None else {"HTTPS_MESSAGE_FORMAT": value})}
+    # WHEN / THEN it is read as given, json by default
+    assert Settings.from_env(env).https_format == expected
+
+
+def test_an_unknown_https_format_is_refused() -> None:
+    # GIVEN / WHEN / THEN a typo is an error at cold start, not a silent machine document
+    with pytest.raises(ConfigError, match="HTTPS_MESSAGE_FORMAT must be json or chat"):
+        Settings.from_env({**BASE, "HTTPS_MESSAGE_FORMAT": "slack"})
