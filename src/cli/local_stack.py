@@ -284,13 +284,6 @@ def _wanted(resource: Mapping[str, Any], resolver: Resolver) -> bool:
     return condition is None or resolver.condition(condition)
 
 
-def _only(resources: Mapping[str, Any], kind: str) -> tuple[str, dict[str, Any]]:
-    found = [(k, r) for k, r in resources.items() if r.get("Type") == kind]
-    if len(found) != 1:
-        raise ConfigError(f"template.yaml: expected exactly one {kind}, found {len(found)}")
-    return found[0]
-
-
 def _create_table(
     dynamodb: DynamoDBClient,
     logical_id: str,
@@ -333,16 +326,20 @@ def _create_table(
 def _create_topic(
     sns: Any, resources: Mapping[str, Any], resolver: Resolver, physical: dict[str, str]
 ) -> str:
-    logical_id, resource = _only(resources, "AWS::SNS::Topic")
-    props = resolver.resolve(resource.get("Properties", {}))
-    attributes = (
-        {"KmsMasterKeyId": str(props["KmsMasterKeyId"])} if props.get("KmsMasterKeyId") else {}
-    )
-    arn: str = sns.create_topic(Name=f"secretwatch-local-{logical_id}", Attributes=attributes)[
-        "TopicArn"
-    ]
-    physical[logical_id] = arn
-    return arn
+    """Every topic of the template (alerts, and the alarms' own); the alert topic's ARN."""
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::SNS::Topic" or not _wanted(resource, resolver):
+            continue
+        props = resolver.resolve(resource.get("Properties", {}))
+        attributes = (
+            {"KmsMasterKeyId": str(props["KmsMasterKeyId"])} if props.get("KmsMasterKeyId") else {}
+        )
+        physical[logical_id] = sns.create_topic(
+            Name=f"secretwatch-local-{logical_id}", Attributes=attributes
+        )["TopicArn"]
+    if "AlertTopic" not in physical:
+        raise ConfigError("template.yaml: no AlertTopic")
+    return physical["AlertTopic"]
 
 
 def _create_parameters(

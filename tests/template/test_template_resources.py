@@ -481,6 +481,69 @@ def test_sms_filter_delivers_the_minimum_severity_and_above(
 # --- alarms and outputs -------------------------------------------------------------------------
 
 
+def _mentions(value: Any, logical_id: str) -> bool:
+    """Whether a resolved-or-not template value refers to ``logical_id`` anywhere."""
+    if isinstance(value, dict):
+        if value.get("Ref") == logical_id:
+            return True
+        attribute = value.get("Fn::GetAtt")
+        if isinstance(attribute, list) and attribute[:1] == [logical_id]:
+            return True
+        if isinstance(value.get("Fn::Sub"), str) and "${" + logical_id in value["Fn::Sub"]:
+            return True
+        return any(_mentions(child, logical_id) for child in value.values())
+    if isinstance(value, list):
+        return any(_mentions(child, logical_id) for child in value)
+    return False
+
+
+def test_alarm_topic_does_not_depend_on_the_alert_key(template: Template) -> None:
+    # GIVEN the alarm topic, its policy and what every alarm publishes to
+    topic = template["Resources"]["AlarmTopic"]
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    targets = {
+        json.dumps(target)
+        for alarm in alarms.values()
+        for key in ("AlarmActions", "OKActions", "InsufficientDataActions")
+        for target in alarm["Properties"].get(key, [])
+    }
+
+    # WHEN / THEN the only target is the alarm topic, which no key encrypts and which refers to
+    # nothing of the alert path (a disabled AlertKey cannot silence the alarms)
+    assert targets == {json.dumps({"Ref": "AlarmTopic"})}
+    assert "KmsMasterKeyId" not in topic["Properties"]
+    assert not _mentions(topic, "AlertKey")
+    assert not _mentions(topic, "AlertTopic")
+    assert "DependsOn" not in topic
+    # AND CloudWatch of this account may publish to it, and only over TLS
+    policy = props(template, "AlarmTopicPolicy")
+    by_sid = {statement["Sid"]: statement for statement in policy["PolicyDocument"]["Statement"]}
+    assert policy["Topics"] == [{"Ref": "AlarmTopic"}]
+    assert by_sid["CloudWatchAlarmsPublish"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert by_sid["CloudWatchAlarmsPublish"]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    }
+    assert by_sid["DenyInsecureTransport"]["Condition"] == {
+        "Bool": {"aws:SecureTransport": "false"}
+    }
+    # AND the heartbeat and the failed-alert alarms also say when they recover
+    for name in ("HeartbeatAlarm", "AlertFailuresAlarm"):
+        assert alarms[name]["Properties"]["OKActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_alert_email_also_receives_the_alarms(template: Template) -> None:
+    # GIVEN the alarm topic's e-mail subscription
+    subscription = template["Resources"]["AlarmEmailSubscription"]
+
+    # WHEN / THEN it exists exactly when the alert e-mail does, for the same address
+    assert subscription["Condition"] == template["Resources"]["AlertEmailSubscription"]["Condition"]
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlertEmail"},
+    }
+
+
 def test_pipeline_alarms(template: Template) -> None:
     # GIVEN every alarm
     alarms = resources(template, "AWS::CloudWatch::Alarm").values()
@@ -498,7 +561,9 @@ def test_pipeline_alarms(template: Template) -> None:
                 json.dumps(dimension["Value"]),
             )
         )
-        assert properties["AlarmActions"] == [{"Ref": "AlertTopic"}]
+        # (every alarm goes to the alarm topic, which the alert key cannot silence)
+        assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        assert properties.get("OKActions", [{"Ref": "AlarmTopic"}]) == [{"Ref": "AlarmTopic"}]
         assert properties["Threshold"] == 1
         if name == "HeartbeatAlarm":
             # THEN the heartbeat breaches when nothing was processed for HeartbeatHours, missing
@@ -564,6 +629,7 @@ def test_outputs(template: Template) -> None:
         "RulesParameterName": {"Ref": "RulesParameter"},
         "SelfTestRuleName": {"Ref": "SelfTestRule"},
         "AlertTopicArn": {"Ref": "AlertTopic"},
+        "AlarmTopicArn": {"Ref": "AlarmTopic"},
         "EventBridgeFunctionName": {"Ref": "EventBridgeFunction"},
         "LogSubscriptionFunctionName": {"Ref": "LogSubscriptionFunction"},
         "EventsDeadLetterQueueUrl": {"Ref": "EventsDeadLetterQueue"},
