@@ -106,6 +106,11 @@ class Resolver:
             "AWS::AccountId": local_account(),
             "AWS::Partition": "aws",
             "AWS::StackName": "secretwatch-local",
+            # The UUID's first group names the functions (secretwatch-<id>-…, FUNCTION_NAME_PREFIX).
+            "AWS::StackId": (
+                f"arn:aws:cloudformation:{self.region}:{local_account()}:stack/secretwatch-local/"
+                "10ca1000-0000-4000-8000-000000000000"
+            ),
             "AWS::NoValue": None,
             "AWS::URLSuffix": "amazonaws.com",
         }
@@ -135,6 +140,12 @@ class Resolver:
 
     def _fn_GetAtt(self, args: list[str]) -> Any:
         return self.physical.get(f"{args[0]}.{args[1]}", self.physical.get(args[0], args[0]))
+
+    def _fn_Select(self, args: list[Any]) -> Any:
+        return self.resolve(args[1])[int(self.resolve(args[0]))]
+
+    def _fn_Split(self, args: list[Any]) -> list[str]:
+        return str(self.resolve(args[1])).split(str(args[0]))
 
     def _fn_FindInMap(self, args: list[Any]) -> Any:
         keys = [self.resolve(a) for a in args]

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from shared.errors import ConfigError
 from shared.remediate import AUTO_RESTORE_MODES, AutoRestore
+from shared.tamper import StackIdentity, identity_from_env
 
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no", ""})
 
@@ -33,6 +34,8 @@ class Settings:
     # Central mode: members' records are enriched through <member_role_name>-<Region> in their
     # account (shared.member_access); None elsewhere.
     member_role_name: str | None = None
+    # This stack's own resources, for the tamper rule (shared.tamper); None: not given.
+    stack: StackIdentity | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +52,7 @@ class Settings:
             state_table_name=env.get("STATE_TABLE_NAME", "").strip() or None,
             auto_restore=_auto_restore(env),
             member_role_name=env.get("MEMBER_ROLE_NAME", "").strip() or None,
+            stack=identity_from_env(env),
         )
 
 

@@ -330,7 +330,44 @@ def test_environment_comes_from_references_not_literals(template: Template) -> N
         "STATE_TABLE_NAME": {"Ref": "StateTable"},
         "AUTO_RESTORE": {"Ref": "AutoRestore"},
         "MEMBER_ROLE_NAME": {"Fn::If": ["IsCentral", {"Ref": "MemberRoleName"}, ""]},
+        # the stack's own resources, for secretwatch-tampered (shared.tamper)
+        "STACK_NAME": {"Ref": "AWS::StackName"},
+        "FUNCTION_NAME_PREFIX": {
+            "Fn::Sub": [
+                "secretwatch-${Id}-",
+                {
+                    "Id": {
+                        "Fn::Select": [
+                            0,
+                            {
+                                "Fn::Split": [
+                                    "-",
+                                    {
+                                        "Fn::Select": [
+                                            2,
+                                            {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]},
+                                        ]
+                                    },
+                                ]
+                            },
+                        ]
+                    }
+                },
+            ]
+        },
+        "TRAIL_NAME": {"Fn::If": ["CreateTrailOn", {"Fn::Sub": "${AWS::StackName}-trail"}, ""]},
+        "TRAIL_LOG_GROUP": {
+            "Fn::If": ["CreateTrailOn", {"Ref": "TrailLogGroup"}, {"Ref": "CloudTrailLogGroupName"}]
+        },
+        "ALERT_KEY_ARN": {"Fn::GetAtt": ["AlertKey", "Arn"]},
+        "ALARM_TOPIC_ARN": {"Ref": "AlarmTopic"},
     }
+    # AND the function prefix is exactly how the functions are named (FunctionName's !Sub)
+    for function in FUNCTIONS:
+        name = props(template, function)["FunctionName"]["Fn::Sub"]
+        prefix = variables["FUNCTION_NAME_PREFIX"]["Fn::Sub"]
+        assert name[1] == prefix[1], function
+        assert name[0].startswith(prefix[0]), function
     for function in FUNCTIONS:
         assert "Environment" not in props(template, function), function
 

@@ -15,6 +15,7 @@ from tests.template.cfn import (
     NO_VALUE,
     RULES,
     SELFTEST_RULE,
+    TAMPER_RULE,
     Template,
     evaluate_condition,
     props,
@@ -182,7 +183,7 @@ def test_rule_states(template: Template) -> None:
     ]
 
 
-@pytest.mark.parametrize("rule", [*RULES, SELFTEST_RULE])
+@pytest.mark.parametrize("rule", [*RULES, SELFTEST_RULE, TAMPER_RULE])
 def test_rule_target_retries_then_dead_letters(template: Template, rule: str) -> None:
     # GIVEN a rule on the default bus
     properties = props(template, rule)
@@ -227,7 +228,7 @@ def test_dead_letter_queue_accepts_only_these_rules(template: Template) -> None:
     assert statement["Condition"] == {
         "ArnEquals": {
             "aws:SourceArn": [
-                *({"Fn::GetAtt": [rule, "Arn"]} for rule in (*RULES, SELFTEST_RULE)),
+                *({"Fn::GetAtt": [rule, "Arn"]} for rule in (*RULES, SELFTEST_RULE, TAMPER_RULE)),
                 {"Fn::GetAtt": ["DigestFunctionEveryFiveMinutes", "Arn"]},
                 # central mode: the same three patterns on the organisation's bus
                 *(
@@ -591,7 +592,10 @@ def test_pipeline_alarms(template: Template) -> None:
             )
             for q in ("EventsDeadLetterQueue", "FailedInvocationQueue")
         ),
-        *(("AWS/Events", "FailedInvocations", "RuleName", {"Ref": r}) for r in RULES),
+        *(
+            ("AWS/Events", "FailedInvocations", "RuleName", {"Ref": r})
+            for r in (*RULES, TAMPER_RULE)
+        ),
         # AND the heartbeat, throttles, lost destinations and dead letters, failed notifications
         # and the code's own failure counts
         ("Secretwatch", "RecordsParsed", "service", "secretwatch"),
@@ -602,7 +606,7 @@ def test_pipeline_alarms(template: Template) -> None:
         ),
         *(
             ("AWS/Events", "InvocationsFailedToBeSentToDlq", "RuleName", {"Ref": r})
-            for r in (*RULES, SELFTEST_RULE)
+            for r in (*RULES, SELFTEST_RULE, TAMPER_RULE)
         ),
         (
             "AWS/SNS",
