@@ -9,10 +9,13 @@ from typing import Any
 
 import boto3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from shared.enrich import Enricher
 from shared.envelopes import read_eventbridge_event
+from shared.errors import RecordRejected
 from shared.models import CloudTrailRecord, Enrichment, TargetRef
 from shared.normalise import normalise
 from shared.rules import load_rules
@@ -302,3 +305,45 @@ def test_enricher_knows_own_targets_of_its_own_account_only() -> None:
     # THEN only this account's is the stack's key (a member's key is its own stack's)
     assert mine.own_target == f"alert key {KEY_ID}"
     assert theirs.own_target is None
+
+
+# --- hostile requestParameters ---------------------------------------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+_KEYS = ["name", "rule", "trailName", "logGroupName", "filterName", "keyId", "functionName",
+         "topicArn", "subscriptionArn", "state", "eventBusName"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    call=st.sampled_from(sorted(TAMPER_CALLS)),
+    request=st.dictionaries(st.sampled_from(_KEYS), _JSON, max_size=5) | _JSON,
+    response=st.dictionaries(st.sampled_from(["keyId", "functionArn"]), _JSON, max_size=2),
+)
+def test_any_request_is_a_record_with_a_bounded_target_or_a_named_rejection(
+    call: tuple[str, str], request: Any, response: dict[str, Any]
+) -> None:
+    # GIVEN a tamper call whose requestParameters and responseElements are anything at all
+    source, name = call
+    raw = build_raw(
+        eventSource=source, eventName=name, requestParameters=request, responseElements=response
+    )
+
+    # WHEN it is normalised
+    # THEN a requestParameters that is no object is refused, naming the field ...
+    if request is not None and not isinstance(request, dict):
+        with pytest.raises(RecordRejected, match="requestParameters"):
+            normalise(raw)
+        return
+    record = normalise(raw)
+
+    # ... and anything else is a record without a secret, whose target is a bounded string
+    assert record.secret is None
+    if record.target is not None:
+        assert isinstance(record.target.name, str)
+        assert len(record.target.name.encode()) <= TARGET_NAME_MAX
+        assert record.target.parent is None or isinstance(record.target.parent, str)
