@@ -1,7 +1,7 @@
 """Generate the CloudWatch Logs Lambda payloads in ``events/cloudwatch-logs/``.
 
 The hand-written EventBridge events in ``events/eventbridge/`` are the source of truth. For each
-one this writes a file of the same name holding the Lambda event that a CloudWatch Logs
+Secrets Manager one this writes a file of the same name holding the Lambda event that a CloudWatch Logs
 subscription filter on the CloudTrail log group would deliver for the same CloudTrail record::
 
     {"awslogs": {"data": base64(gzip(DATA_MESSAGE JSON))}}
@@ -32,6 +32,9 @@ EVENTBRIDGE_DIR = Path("events") / "eventbridge"
 CLOUDWATCH_DIR = Path("events") / "cloudwatch-logs"
 
 SUBSCRIPTION_FILTER = "secretwatch-secretsmanager"
+# The template's subscription filter passes Secrets Manager records only; the tamper samples of
+# other services (events, cloudtrail, kms, ...) arrive by EventBridge alone and get no copy here.
+SUBSCRIBED_SOURCE = "secretsmanager.amazonaws.com"
 CONTROL_MESSAGE_FILE = "control-message.json"
 BATCH_FILE = "batch-mixed.json"
 # One delivery holds one log group and one log stream, so every record in
@@ -206,6 +209,8 @@ def build_all(root: Path) -> dict[Path, str]:
     for name, detail in details.items():
         if name in (CONTROL_MESSAGE_FILE, BATCH_FILE):
             raise EventFileError(f"{name} is a reserved output name")
+        if detail.get("eventSource") != SUBSCRIBED_SOURCE:
+            continue  # a tamper call of another service: the subscription filter never passes it
         files[out_dir / name] = render(data_message([detail]))
     files[out_dir / CONTROL_MESSAGE_FILE] = render(CONTROL_MESSAGE)
     missing = [name for name in BATCH_SOURCES if name not in details]

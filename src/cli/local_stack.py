@@ -145,15 +145,15 @@ class Resolver:
     def _fn_GetAtt(self, args: list[str]) -> Any:
         return self.physical.get(f"{args[0]}.{args[1]}", self.physical.get(args[0], args[0]))
 
-    def _fn_FindInMap(self, args: list[Any]) -> Any:
-        keys = [self.resolve(a) for a in args]
-        return self.template["Mappings"][keys[0]][keys[1]][keys[2]]
-
     def _fn_Select(self, args: list[Any]) -> Any:
         return self.resolve(args[1])[int(self.resolve(args[0]))]
 
     def _fn_Split(self, args: list[Any]) -> list[str]:
         return str(self.resolve(args[1])).split(str(args[0]))
+
+    def _fn_FindInMap(self, args: list[Any]) -> Any:
+        keys = [self.resolve(a) for a in args]
+        return self.template["Mappings"][keys[0]][keys[1]][keys[2]]
 
     def _fn_Join(self, args: list[Any]) -> str:
         return str(args[0]).join(str(self.resolve(v)) for v in self.resolve(args[1]))

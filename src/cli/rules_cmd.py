@@ -27,9 +27,10 @@ from typing import Any
 from cli.output import output_option, render_table, safe
 from shared.envelopes import read_any, read_bytes
 from shared.errors import InputError
-from shared.models import SEVERITY_RANK
+from shared.models import SEVERITY_RANK, Enrichment
 from shared.rules import Rule, RuleSet, load_rules
 from shared.stateful import in_memory
+from shared.tamper import StackIdentity
 from shared.text import dumps
 
 CASE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -312,15 +313,60 @@ def _fire(path: Path, case: dict[str, Any], ruleset: RuleSet, problems: list[str
     except (InputError, OSError) as exc:
         problems.append(f"cannot read the event: {exc}")
         return set()
+    stack = _case_stack(case, problems)
     state = in_memory()  # one rule state per case
     fired: set[str] = set()
     for item in items:
         if item.error is not None:
             problems.append(f"record {item.index} rejected: {item.error}")
         elif item.record is not None:
-            evaluation, _ = state.apply(item.record, None, ruleset.evaluate(item.record), ruleset)
+            # Offline nothing is enriched, except what the case says of its stack: which
+            # resources are its own (the secretwatch-tampered rule needs to know).
+            enrichment = (
+                Enrichment(own_target=stack.owns(item.record.target))
+                if stack is not None and item.record.target is not None
+                else None
+            )
+            evaluation, _ = state.apply(
+                item.record, enrichment, ruleset.evaluate(item.record, enrichment), ruleset
+            )
             # A threshold's match that did not cross it is only counted: the rule did not fire.
             fired.update(f.rule_id for f in evaluation.findings if f.state != "counted")
     if not items:
         problems.append("the event holds no CloudTrail record")
     return fired
+
+
+_STACK_KEYS = ("name", "function_prefix", "trail_name", "log_group", "alert_key_id", "topic_arns")
+
+
+def _case_stack(case: dict[str, Any], problems: list[str]) -> StackIdentity | None:
+    """A case's ``stack:`` (the deployed stack its events belong to), or None without one."""
+    given = case.get("stack")
+    if given is None:
+        return None
+    if not isinstance(given, dict) or not isinstance(given.get("name"), str):
+        problems.append(f"stack must be an object with a name and any of {', '.join(_STACK_KEYS)}")
+        return None
+    unknown = sorted(set(given) - set(_STACK_KEYS))
+    topics = given.get("topic_arns", [])
+    texts = [given.get(key) for key in _STACK_KEYS[1:5]]
+    if (
+        unknown
+        or not all(value is None or isinstance(value, str) for value in texts)
+        or not isinstance(topics, list)
+        or not all(isinstance(topic, str) for topic in topics)
+    ):
+        problems.append(
+            f"stack takes {', '.join(_STACK_KEYS)} (strings; topic_arns a list of ARNs)"
+            + (f", not {', '.join(unknown)}" if unknown else "")
+        )
+        return None
+    return StackIdentity(
+        given["name"],
+        function_prefix=given.get("function_prefix"),
+        trail_name=given.get("trail_name"),
+        log_group=given.get("log_group"),
+        alert_key_id=given.get("alert_key_id"),
+        topic_arns=frozenset(topics),
+    )

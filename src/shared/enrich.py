@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from mypy_boto3_organizations import OrganizationsClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+    from shared.tamper import StackIdentity
+
 # A child of the Powertools service logger ("secretwatch"): same JSON handler, same level.
 logger = logging.getLogger("secretwatch." + __name__.rpartition(".")[2])
 
@@ -159,8 +161,10 @@ class Enricher:
         home_account_id: str | None = None,
         max_cache_entries: int = 4096,
         member_access: MemberAccess | None = None,
+        stack: StackIdentity | None = None,
     ) -> None:
         self._secretsmanager = secretsmanager
+        self._stack = stack
         self._iam = iam
         self._organizations = organizations
         self._home_account_id = home_account_id
@@ -177,7 +181,18 @@ class Enricher:
             account_alias=self._account_alias(record.account_id, notes, record.region),
             account_name=self._account_name(record.account_id, notes),
             notes=tuple(notes),
+            own_target=self._own_target(record),
         )
+
+    def _own_target(self, record: CloudTrailRecord) -> str | None:
+        """Which of this stack's resources a tamper call acts on. Only this account's: another
+        account's record (central mode) acts on its own stack, whose names are not known here."""
+        if record.target is None or self._stack is None:
+            return None
+        home = self._home_account_id
+        if home is not None and record.account_id is not None and record.account_id != home:
+            return None
+        return self._stack.owns(record.target)
 
     # -- secret ---------------------------------------------------------------------------------
 

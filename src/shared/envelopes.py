@@ -3,7 +3,8 @@
 Each route's function accepts its own envelope only:
 
 - :func:`read_eventbridge_event` — the EventBridge function: one EventBridge event,
-  ``AWS API Call via CloudTrail`` or ``AWS Service Event via CloudTrail``;
+  ``AWS API Call via CloudTrail`` or ``AWS Service Event via CloudTrail``; besides Secrets
+  Manager's, the calls that tamper with secretwatch itself (``shared.tamper``);
 - :func:`read_awslogs_event` — the log subscription function: a CloudWatch Logs subscription
   event ``{"awslogs": {"data": <base64 gzip>}}`` (``DATA_MESSAGE``; a ``CONTROL_MESSAGE`` is
   acknowledged and yields nothing).
@@ -39,6 +40,12 @@ from shared.selftest import is_selftest_event
 from shared.text import clean
 
 EVENTBRIDGE_SOURCE = "aws.secretsmanager"
+# The services whose calls can blind secretwatch (shared.tamper), by their EventBridge source:
+# the TamperRule delivers their CloudTrail records, each must come from its own service.
+TAMPER_EVENTBRIDGE_SOURCES = {
+    f"aws.{service}": f"{service}.amazonaws.com"
+    for service in ("events", "cloudtrail", "logs", "kms", "lambda", "sns")
+}
 CLOUDTRAIL_DETAIL_TYPES = frozenset(
     {"AWS API Call via CloudTrail", "AWS Service Event via CloudTrail"}
 )
@@ -279,6 +286,14 @@ def _read_eventbridge(event: dict[str, Any], index: int) -> ReadItem:
     hint_id, hint_name = _hints(detail)
     source = event.get("source")
     detail_type = event.get("detail-type")
+    tamper_source = TAMPER_EVENTBRIDGE_SOURCES.get(source) if isinstance(source, str) else None
+    if tamper_source is not None and detail_type in CLOUDTRAIL_DETAIL_TYPES:
+        if not isinstance(detail, dict) or detail.get("eventSource") != tamper_source:
+            reason = f"EventBridge event {source} does not carry a {tamper_source} record"
+            return ReadItem(
+                index, skipped=reason, event_id=hint_id, event_name=hint_name, origin_id=origin
+            )
+        return _read_record(detail, index, "detail.", origin, envelope=event)
     if source != EVENTBRIDGE_SOURCE or (
         isinstance(detail_type, str) and detail_type not in CLOUDTRAIL_DETAIL_TYPES
     ):

@@ -66,6 +66,17 @@ class Caller:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetRef:
+    """The resource a call of another service acts on (tampering with secretwatch itself,
+    ``shared.tamper``): its kind, its name (bounded), and what it belongs to."""
+
+    kind: str  # eventbridge-rule, trail, subscription-filter, log-group, function, kms-key, ...
+    name: str
+    parent: str | None = None  # a rule's event bus, a filter's log group, a subscription's topic
+    disables: bool | None = None  # PutRule: the call sets the rule's state to DISABLED
+
+
+@dataclass(frozen=True, slots=True)
 class RotationRules:
     automatically_after_days: int | None = None
     schedule_expression: str | None = None
@@ -115,6 +126,7 @@ class CloudTrailRecord:
     shared_event_id: str | None = None
     request_id: str | None = None
     warnings: tuple[str, ...] = ()  # descriptive fields that were present but unusable
+    target: TargetRef | None = None  # not a secret: the resource a tamper call acts on
 
     @property
     def failed(self) -> bool:
@@ -281,6 +293,9 @@ class Enrichment:
     account_name: str | None = None  # Organizations name of that account
     notes: tuple[str, ...] = ()
     readers: Readers | None = None  # deletion records only: who still reads the secret
+    # Tamper records only: which of this stack's resources the call acts on (shared.tamper);
+    # None when it acts on something else, or the stack's identity is unknown.
+    own_target: str | None = None
 
     @classmethod
     def empty(cls) -> Enrichment:
@@ -300,4 +315,6 @@ class Enrichment:
         }
         if self.readers is not None:  # absent, not null, on every record that is no deletion
             out["readers"] = self.readers.to_dict()
+        if self.own_target is not None:
+            out["own_target"] = self.own_target
         return out

@@ -27,6 +27,7 @@ from shared.models import (
     SecretRef,
 )
 from shared.redact import ECHO_MEMBERS, describe
+from shared.tamper import is_tamper_call, tamper_target
 
 SSO_ROLE_PREFIX = "AWSReservedSSO_"
 # IAM Identity Center creates its roles under this path (optionally followed by a Region): a role
@@ -69,8 +70,13 @@ def normalise(raw: Mapping[str, Any], *, prefix: str = "") -> CloudTrailRecord:
     fields = _Fields(prefix, hint)
 
     source = fields.required_str(raw, "eventSource")
+    tamper = False
     if source != SECRETSMANAGER_SOURCE:
         name = raw.get("eventName")
+        # The few calls of other services that could blind secretwatch (shared.tamper) are
+        # records too; everything else those services log stays out of scope.
+        tamper = type(name) is str and is_tamper_call(source, name)
+    if source != SECRETSMANAGER_SOURCE and not tamper:
         raise OutOfScope(
             f"event source {source} is not {SECRETSMANAGER_SOURCE}",
             event_id=hint,
@@ -116,16 +122,24 @@ def normalise(raw: Mapping[str, Any], *, prefix: str = "") -> CloudTrailRecord:
         read_only=fields.opt_bool(raw, "readOnly"),
         error_code=fields.opt_str(raw, "errorCode"),
         error_message=error_message,
-        secret=_secret(raw, request_parameters, response_elements, additional, fields),
+        # A tamper record names no secret (its requestParameters.name is a rule or a trail).
+        secret=None
+        if tamper
+        else _secret(raw, request_parameters, response_elements, additional, fields),
         caller=caller,
         source_ip=source_ip,
         user_agent=user_agent,
         vpc_endpoint_id=vpc_endpoint_id,
-        request=_request(request_parameters, response_elements, fields),
+        request=_EMPTY_REQUEST
+        if tamper
+        else _request(request_parameters, response_elements, fields),
         event_version=event_version,
         shared_event_id=shared_event_id,
         request_id=request_id,
         warnings=tuple(fields.warnings),
+        target=tamper_target(source, event_name, request_parameters, response_elements)
+        if tamper
+        else None,
     )
 
 

@@ -46,6 +46,7 @@ def get_pipeline() -> Pipeline:
         ttl_seconds=settings.enrich_cache_seconds,
         home_account_id=settings.home_account_id,
         member_access=_member_access(clients, settings.member_role_name),
+        stack=settings.stack,
     )
     readers = RecentReaders(clients.dynamodb, settings.table_name, stats=enricher.stats)
     return Pipeline(

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from shared.errors import ConfigError
 from shared.remediate import AUTO_RESTORE_MODES, AutoRestore
+from shared.tamper import StackIdentity, identity_from_env
 
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no", ""})
 
@@ -39,6 +40,8 @@ class Settings:
     # The https variant of every message: "json" (the machine document) or "chat" (a custom
     # notification for the stack's Slack or Teams channel, template HasChat).
     https_format: str = "json"
+    # This stack's own resources, for the tamper rule (shared.tamper); None: not given.
+    stack: StackIdentity | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +60,7 @@ class Settings:
             member_role_name=env.get("MEMBER_ROLE_NAME", "").strip() or None,
             logs_region=env.get("LOGS_ROUTE_REGION", "").strip() or None,
             https_format=_https_format(env),
+            stack=identity_from_env(env),
         )
 
 

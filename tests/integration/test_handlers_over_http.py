@@ -10,7 +10,7 @@ import pytest
 
 from handlers import eventbridge, log_subscription
 from tests.integration.conftest import Server
-from tests.unit.test_event_catalogue import EVENTBRIDGE
+from tests.unit.test_event_catalogue import EVENTBRIDGE, TAMPER_SAMPLES
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -36,6 +36,10 @@ def expected_alerts() -> list[tuple[str, str]]:
     """(event id, rule) for every alert the hand-written catalogue expects, once each."""
     out = []
     for name, rules in EVENTBRIDGE.items():
+        if name in TAMPER_SAMPLES:
+            # They act on the resources of SAMPLE_STACK in account 111122223333, not on this
+            # local stack's (tests/integration/test_tamper_over_http.py tests those): audited only.
+            continue
         detail = json.loads((EVENTS / "eventbridge" / name).read_text())["detail"]
         out += [(detail["eventID"], rule) for rule in rules]
     return sorted(out)

@@ -26,6 +26,7 @@ Template = dict[str, Any]
 FUNCTIONS = ("EventBridgeFunction", "LogSubscriptionFunction", "DigestFunction")
 RULES = ("WriteCallsRule", "ServiceEventsRule", "FailedReadsRule")  # Secrets Manager's events
 SELFTEST_RULE = "SelfTestRule"  # `secretwatch selftest`'s synthetic event
+TAMPER_RULE = "TamperRule"  # calls of other services that tamper with secretwatch itself
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
 

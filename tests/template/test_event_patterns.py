@@ -24,7 +24,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.template.cfn import REPO_ROOT, RULES, load_template
+from shared.tamper import TAMPER_CALLS
+from tests.template.cfn import REPO_ROOT, RULES, TAMPER_RULE, load_template
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 EVENTS_DIR = REPO_ROOT / "events" / "eventbridge"
 WRITE, SERVICE, READS = RULES
+TAMPER = TAMPER_RULE
+ROUTED = (*RULES, TAMPER_RULE)  # the rules a recorded CloudTrail payload may reach
 API_CALL = "AWS API Call via CloudTrail"
 
 # Where each recorded payload must go in AWS (rule states applied).
@@ -67,6 +70,25 @@ EXPECTED: dict[str, set[str]] = {
     "control-update-secret-description": {WRITE},
     "control-tag-resource": {WRITE},
     "control-get-secret-value-identity-center": set(),
+    # Tampering: the rule delivers every such call, the function decides which are the stack's.
+    **{
+        name: {TAMPER}
+        for name in (
+            "tamper-rule-disabled",
+            "tamper-rule-put-disabled",
+            "tamper-targets-removed",
+            "tamper-trail-stopped",
+            "tamper-event-selectors-changed",
+            "tamper-subscription-filter-deleted",
+            "tamper-key-disabled",
+            "tamper-key-deletion-scheduled",
+            "tamper-function-deleted",
+            "tamper-function-throttled",
+            "tamper-topic-changed",
+            "control-tamper-foreign-rule-disabled",
+            "control-tamper-foreign-key-disabled",
+        )
+    },
 }
 
 
@@ -74,7 +96,7 @@ def _rule_states() -> dict[str, str]:
     """Each rule's State as deployed with the default parameter values."""
     template = load_template()
     states: dict[str, str] = {}
-    for rule in RULES:
+    for rule in ROUTED:
         state = template["Resources"][rule]["Properties"]["State"]
         if isinstance(state, dict):
             state = template["Parameters"][state["Ref"]]["Default"]
@@ -153,7 +175,7 @@ def bus() -> Iterator[Bus]:
         events = session.client("events")
         sqs = session.client("sqs")
         queues: dict[str, str] = {}
-        for rule in RULES:
+        for rule in ROUTED:
             pattern = template["Resources"][rule]["Properties"]["EventPattern"]
             # moto does not know the read-only state; see the module docstring.
             events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
@@ -210,6 +232,21 @@ def test_rule_patterns_are_as_specified() -> None:
             },
         },
     }
+
+
+def test_tamper_rule_pattern_is_the_tamper_catalogue() -> None:
+    # GIVEN the tamper rule's pattern and the calls the code reads as tampering
+    pattern = load_template()["Resources"][TAMPER]["Properties"]["EventPattern"]
+    sources = sorted({source for source, _ in TAMPER_CALLS})
+
+    # WHEN / THEN it delivers exactly those calls (write calls: plain ENABLED sees them), from
+    # exactly those services, so the function is never invoked for a call it would skip
+    assert pattern == {
+        "source": ["aws." + source.split(".")[0] for source in sources],
+        "detail-type": [API_CALL],
+        "detail": {"eventSource": sources, "eventName": [name for _, name in TAMPER_CALLS]},
+    }
+    assert load_template()["Resources"][TAMPER]["Properties"]["State"] == "ENABLED"
 
 
 @pytest.mark.parametrize("name", _all_names())
@@ -285,6 +322,24 @@ SYNTHETIC: list[tuple[str, dict[str, Any], set[str]]] = [
             },
         },
         {SERVICE},
+    ),
+    (
+        "the alert key disabled",
+        {
+            "source": "aws.kms",
+            "detail-type": API_CALL,
+            "detail": {"eventSource": "kms.amazonaws.com", "eventName": "DisableKey"},
+        },
+        {TAMPER},
+    ),
+    (
+        "a rule enabled (not tampering)",
+        {
+            "source": "aws.events",
+            "detail-type": API_CALL,
+            "detail": {"eventSource": "events.amazonaws.com", "eventName": "EnableRule"},
+        },
+        set(),
     ),
     (
         "another service's call",

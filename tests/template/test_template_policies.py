@@ -35,14 +35,6 @@ SECRETS_IN_ACCOUNT = {
     "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*"
 }
 VIA_SNS = {"kms:ViaService": {"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"}}
-ALARMS_OF_THIS_ACCOUNT = {
-    "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
-    "ArnLike": {
-        "aws:SourceArn": {
-            "Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"
-        }
-    },
-}
 
 # Actions that support no resource-level permissions: "*" is the only possible Resource.
 NO_RESOURCE_LEVEL = {
@@ -365,29 +357,68 @@ def test_environment_comes_from_references_not_literals(template: Template) -> N
         "AUTO_RESTORE": {"Ref": "AutoRestore"},
         "MEMBER_ROLE_NAME": {"Fn::If": ["IsCentral", {"Ref": "MemberRoleName"}, ""]},
         "LOGS_ROUTE_REGION": {"Fn::If": ["LogsRouteThisRegion", {"Ref": "AWS::Region"}, ""]},
+        # the stack's own resources, for secretwatch-tampered (shared.tamper)
+        "STACK_NAME": {"Ref": "AWS::StackName"},
+        "FUNCTION_NAME_PREFIX": {
+            "Fn::Sub": [
+                "secretwatch-${Id}-",
+                {
+                    "Id": {
+                        "Fn::Select": [
+                            0,
+                            {
+                                "Fn::Split": [
+                                    "-",
+                                    {
+                                        "Fn::Select": [
+                                            2,
+                                            {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]},
+                                        ]
+                                    },
+                                ]
+                            },
+                        ]
+                    }
+                },
+            ]
+        },
+        "TRAIL_NAME": {"Fn::If": ["CreateTrailOn", {"Fn::Sub": "${AWS::StackName}-trail"}, ""]},
+        "TRAIL_LOG_GROUP": {
+            "Fn::If": ["CreateTrailOn", {"Ref": "TrailLogGroup"}, {"Ref": "CloudTrailLogGroupName"}]
+        },
+        "ALERT_KEY_ARN": {
+            "Fn::If": [
+                "CreateAlertTopic",
+                {"Fn::GetAtt": ["AlertKey", "Arn"]},
+                {"Ref": "AlertTopicKeyArn"},
+            ]
+        },
+        "ALARM_TOPIC_ARN": {"Ref": "AlarmTopic"},
     }
+    # AND the function prefix is exactly how the functions are named (FunctionName's !Sub)
+    for function in FUNCTIONS:
+        name = props(template, function)["FunctionName"]["Fn::Sub"]
+        prefix = variables["FUNCTION_NAME_PREFIX"]["Fn::Sub"]
+        assert name[1] == prefix[1], function
+        assert name[0].startswith(prefix[0]), function
     for function in FUNCTIONS:
         assert "Environment" not in props(template, function), function
 
 
-def test_key_policy_lets_only_the_functions_and_alarms_use_the_key(template: Template) -> None:
+def test_key_policy_lets_only_the_functions_use_the_key(template: Template) -> None:
     # GIVEN the alert key's policy
     statements = props(template, "AlertKey")["KeyPolicy"]["Statement"]
     by_sid = {statement["Sid"]: statement for statement in statements}
 
-    # WHEN / THEN the account administers it, the two function roles and CloudWatch (from this
-    # account only) may encrypt for the topic, and nobody else is named
-    assert set(by_sid) == {
-        "AccountRootAdministers",
-        "FunctionsPublishToTopic",
-        "CloudWatchAlarmsPublishToTopic",
-    }
+    # WHEN / THEN the account administers it, the function roles may encrypt for the topic
+    # through SNS only, and nobody else is named: CloudWatch no longer needs the key, the alarms
+    # publish to their own topic
+    assert set(by_sid) == {"AccountRootAdministers", "FunctionsPublishToTopic"}
     assert by_sid["FunctionsPublishToTopic"]["Principal"] == {
         "AWS": [{"Fn::GetAtt": [f"{function}Role", "Arn"]} for function in FUNCTIONS]
     }
-    cloudwatch = by_sid["CloudWatchAlarmsPublishToTopic"]
-    assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
-    assert cloudwatch["Condition"] == ALARMS_OF_THIS_ACCOUNT
     assert by_sid["FunctionsPublishToTopic"]["Condition"] == {"StringEquals": VIA_SNS}
-    for sid in ("FunctionsPublishToTopic", "CloudWatchAlarmsPublishToTopic"):
-        assert sorted(by_sid[sid]["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert sorted(by_sid["FunctionsPublishToTopic"]["Action"]) == [
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    ]

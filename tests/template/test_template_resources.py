@@ -15,6 +15,7 @@ from tests.template.cfn import (
     NO_VALUE,
     RULES,
     SELFTEST_RULE,
+    TAMPER_RULE,
     Template,
     evaluate_condition,
     props,
@@ -182,7 +183,7 @@ def test_rule_states(template: Template) -> None:
     ]
 
 
-@pytest.mark.parametrize("rule", [*RULES, SELFTEST_RULE])
+@pytest.mark.parametrize("rule", [*RULES, SELFTEST_RULE, TAMPER_RULE])
 def test_rule_target_retries_then_dead_letters(template: Template, rule: str) -> None:
     # GIVEN a rule on the default bus
     properties = props(template, rule)
@@ -227,7 +228,7 @@ def test_dead_letter_queue_accepts_only_these_rules(template: Template) -> None:
     assert statement["Condition"] == {
         "ArnEquals": {
             "aws:SourceArn": [
-                *({"Fn::GetAtt": [rule, "Arn"]} for rule in (*RULES, SELFTEST_RULE)),
+                *({"Fn::GetAtt": [rule, "Arn"]} for rule in (*RULES, SELFTEST_RULE, TAMPER_RULE)),
                 {"Fn::GetAtt": ["DigestFunctionEveryFiveMinutes", "Arn"]},
                 # central mode: the same three patterns on the organisation's bus
                 *(
@@ -394,27 +395,18 @@ def test_topic_is_encrypted_with_a_rotating_key(template: Template) -> None:
     assert props(template, "AlertKeyAlias")["TargetKeyId"] == {"Ref": "AlertKey"}
 
 
-def test_topic_policy_lets_alarms_publish_and_denies_plain_http(template: Template) -> None:
-    # GIVEN the topic policy
+def test_alert_topic_policy_only_denies_plain_http(template: Template) -> None:
+    # GIVEN the alert topic's policy
     policy = props(template, "AlertTopicPolicy")
-    by_sid = {statement["Sid"]: statement for statement in policy["PolicyDocument"]["Statement"]}
+    (statement,) = policy["PolicyDocument"]["Statement"]
 
-    # WHEN / THEN CloudWatch alarms of this account may publish, and non-TLS publishing is denied
+    # WHEN / THEN non-TLS publishing is denied, and no service is allowed in: only the functions
+    # publish here (through IAM), the alarms have their own topic
     assert policy["Topics"] == [{"Ref": "AlertTopic"}]
-    assert by_sid["CloudWatchAlarmsPublish"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
-    assert by_sid["CloudWatchAlarmsPublish"]["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
-        "ArnLike": {
-            "aws:SourceArn": {
-                "Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"
-            }
-        },
-    }
-    assert by_sid["DenyInsecureTransport"]["Effect"] == "Deny"
-    assert by_sid["DenyInsecureTransport"]["Principal"] == "*"
-    assert by_sid["DenyInsecureTransport"]["Condition"] == {
-        "Bool": {"aws:SecureTransport": "false"}
-    }
+    assert statement["Sid"] == "DenyInsecureTransport"
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == "*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_email_and_sms_subscriptions_are_optional(template: Template) -> None:
@@ -517,6 +509,74 @@ CENTRAL_RULE_SUFFIXES = {
 }
 
 
+def _mentions(value: Any, logical_id: str) -> bool:
+    """Whether a resolved-or-not template value refers to ``logical_id`` anywhere."""
+    if isinstance(value, dict):
+        if value.get("Ref") == logical_id:
+            return True
+        attribute = value.get("Fn::GetAtt")
+        if isinstance(attribute, list) and attribute[:1] == [logical_id]:
+            return True
+        if isinstance(value.get("Fn::Sub"), str) and "${" + logical_id in value["Fn::Sub"]:
+            return True
+        return any(_mentions(child, logical_id) for child in value.values())
+    if isinstance(value, list):
+        return any(_mentions(child, logical_id) for child in value)
+    return False
+
+
+def test_alarm_topic_does_not_depend_on_the_alert_key(template: Template) -> None:
+    # GIVEN the alarm topic, its policy and what every alarm publishes to
+    topic = template["Resources"]["AlarmTopic"]
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    targets = {
+        json.dumps(target)
+        for alarm in alarms.values()
+        for key in ("AlarmActions", "OKActions", "InsufficientDataActions")
+        for target in alarm["Properties"].get(key, [])
+    }
+
+    # WHEN / THEN the only target is the alarm topic, which no key encrypts and which refers to
+    # nothing of the alert path (a disabled AlertKey cannot silence the alarms)
+    assert targets == {json.dumps({"Ref": "AlarmTopic"})}
+    assert "KmsMasterKeyId" not in topic["Properties"]
+    assert not _mentions(topic, "AlertKey")
+    assert not _mentions(topic, "AlertTopic")
+    assert "DependsOn" not in topic
+    # AND CloudWatch of this account may publish to it, and only over TLS
+    policy = props(template, "AlarmTopicPolicy")
+    by_sid = {statement["Sid"]: statement for statement in policy["PolicyDocument"]["Statement"]}
+    assert policy["Topics"] == [{"Ref": "AlarmTopic"}]
+    assert by_sid["CloudWatchAlarmsPublish"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert by_sid["CloudWatchAlarmsPublish"]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {
+            "aws:SourceArn": {
+                "Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"
+            }
+        },
+    }
+    assert by_sid["DenyInsecureTransport"]["Condition"] == {
+        "Bool": {"aws:SecureTransport": "false"}
+    }
+    # AND the heartbeat and the failed-alert alarms also say when they recover
+    for name in ("HeartbeatAlarm", "AlertFailuresAlarm"):
+        assert alarms[name]["Properties"]["OKActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_alert_email_also_receives_the_alarms(template: Template) -> None:
+    # GIVEN the alarm topic's e-mail subscription
+    subscription = template["Resources"]["AlarmEmailSubscription"]
+
+    # WHEN / THEN it exists exactly when the alert e-mail does, for the same address
+    assert subscription["Condition"] == template["Resources"]["AlertEmailSubscription"]["Condition"]
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlertEmail"},
+    }
+
+
 def test_pipeline_alarms(template: Template) -> None:
     # GIVEN every alarm
     alarms = resources(template, "AWS::CloudWatch::Alarm").values()
@@ -532,7 +592,9 @@ def test_pipeline_alarms(template: Template) -> None:
                 json.dumps(properties["Dimensions"]),
             )
         )
-        assert properties["AlarmActions"] == [{"Ref": "AlertTopic"}]
+        # (every alarm goes to the alarm topic, which the alert key cannot silence)
+        assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        assert properties.get("OKActions", [{"Ref": "AlarmTopic"}]) == [{"Ref": "AlarmTopic"}]
         assert properties["Threshold"] == 1
         if name == "HeartbeatAlarm":
             # THEN the heartbeat breaches when nothing was processed for HeartbeatHours, missing
@@ -563,7 +625,10 @@ def test_pipeline_alarms(template: Template) -> None:
             )
             for q in ("EventsDeadLetterQueue", "FailedInvocationQueue")
         ),
-        *(one("AWS/Events", "FailedInvocations", "RuleName", {"Ref": r}) for r in RULES),
+        *(
+            one("AWS/Events", "FailedInvocations", "RuleName", {"Ref": r})
+            for r in (*RULES, TAMPER_RULE)
+        ),
         # AND the heartbeat, throttles, lost destinations and dead letters, failed notifications
         # and the code's own failure counts
         one("Secretwatch", "RecordsParsed", "service", "secretwatch"),
@@ -574,7 +639,7 @@ def test_pipeline_alarms(template: Template) -> None:
         ),
         *(
             one("AWS/Events", "InvocationsFailedToBeSentToDlq", "RuleName", {"Ref": r})
-            for r in (*RULES, SELFTEST_RULE)
+            for r in (*RULES, SELFTEST_RULE, TAMPER_RULE)
         ),
         one(
             "AWS/SNS",
@@ -639,6 +704,7 @@ def test_outputs(template: Template) -> None:
             "Fn::If": ["UseExistingAlertTopic", {"Ref": "AlertTopicArn"}, {"Ref": "AlertTopic"}]
         },
         "AlertHttpsFormat": {"Fn::If": ["HasChat", "chat", "json"]},
+        "AlarmTopicArn": {"Ref": "AlarmTopic"},
         "EventBridgeFunctionName": {"Ref": "EventBridgeFunction"},
         "LogSubscriptionFunctionName": {"Ref": "LogSubscriptionFunction"},
         "EventsDeadLetterQueueUrl": {"Ref": "EventsDeadLetterQueue"},

@@ -30,6 +30,7 @@ CATALOGUE = [
     "access-denied-burst",
     "read-burst",
     "rotation-succeeded",
+    "secretwatch-tampered",
 ]
 
 Run = tuple[int, str, str]
@@ -67,14 +68,14 @@ def test_rules_list_text_prints_the_catalogue(capsys: pytest.CaptureFixture[str]
     # THEN a table with every rule, its severity range and events, and a count line
     rows = out.splitlines()
     assert rows[0].split() == ["RULE", "SEVERITY", "EVENTS", "DESCRIPTION"]
-    assert [row.split()[0] for row in rows[1:15]] == CATALOGUE
-    by_id = {row.split()[0]: row for row in rows[1:15]}
+    assert [row.split()[0] for row in rows[1:16]] == CATALOGUE
+    by_id = {row.split()[0]: row for row in rows[1:16]}
     assert by_id["resource-policy-changed"].split()[1] == "medium..critical"
     assert by_id["rotation-failed"].split()[1] == "medium..high"
     assert by_id["secret-deleted"].split()[1] == "high..critical"  # raised when still read
     assert "DeleteResourcePolicy, PutResourcePolicy" in by_id["resource-policy-changed"]
     assert "* (every event)" in by_id["root-activity"]
-    assert rows[-1] == f"14 rules from {DEFAULT_RULES_PATH}"
+    assert rows[-1] == f"15 rules from {DEFAULT_RULES_PATH}"
     assert status == 0
     assert err == ""
 

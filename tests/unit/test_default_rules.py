@@ -38,6 +38,7 @@ CATALOGUE = [
     "access-denied-burst",
     "read-burst",
     "rotation-succeeded",
+    "secretwatch-tampered",
 ]
 
 ROOT_IDENTITY = {

@@ -18,8 +18,9 @@ import pytest
 from scripts.make_events import CLOUDWATCH_DIR, build_all, decode_file, same_content
 
 from shared.envelopes import read_bytes
-from shared.models import CloudTrailRecord, Evaluation
+from shared.models import CloudTrailRecord, Enrichment, Evaluation
 from shared.rules import load_rules
+from shared.tamper import StackIdentity
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -60,13 +61,44 @@ EVENTBRIDGE: dict[str, frozenset[str]] = {
     "control-update-secret-description.json": NOTHING,
     "control-tag-resource.json": NOTHING,
     "control-get-secret-value-identity-center.json": NOTHING,
+    # Tampering with secretwatch itself (evaluated as the stack SAMPLE_STACK would see them).
+    "tamper-rule-disabled.json": frozenset({"secretwatch-tampered"}),
+    "tamper-rule-put-disabled.json": frozenset({"secretwatch-tampered"}),
+    "tamper-targets-removed.json": frozenset({"secretwatch-tampered"}),
+    "tamper-trail-stopped.json": frozenset({"secretwatch-tampered"}),
+    "tamper-event-selectors-changed.json": frozenset({"secretwatch-tampered"}),
+    "tamper-subscription-filter-deleted.json": frozenset({"secretwatch-tampered"}),
+    "tamper-key-disabled.json": frozenset({"secretwatch-tampered"}),
+    "tamper-key-deletion-scheduled.json": frozenset({"secretwatch-tampered"}),
+    "tamper-function-deleted.json": frozenset({"secretwatch-tampered"}),
+    "tamper-function-throttled.json": frozenset({"secretwatch-tampered"}),
+    "tamper-topic-changed.json": frozenset({"secretwatch-tampered"}),
+    "control-tamper-foreign-rule-disabled.json": NOTHING,
+    "control-tamper-foreign-key-disabled.json": NOTHING,
 }
+# Other services' calls never pass the subscription filter: no CloudWatch Logs copy.
+TAMPER_SAMPLES = frozenset(name for name in EVENTBRIDGE if "tamper-" in name)
+# The deployed stack the tamper samples belong to (names as CloudFormation would give them).
+SAMPLE_STACK = StackIdentity(
+    "secretwatch",
+    function_prefix="secretwatch-1a2b3c4d-",
+    trail_name="secretwatch-trail",
+    log_group="secretwatch-TrailLogGroup-k3Jd9QwX2mPz",
+    alert_key_id="0f3c6d2e-4b1a-4c8e-9d7f-2a5b8c1e4f60",
+    topic_arns=frozenset(
+        {"arn:aws:sns:eu-west-1:111122223333:secretwatch-AlertTopic-Q1W2E3R4T5Y6"}
+    ),
+)
 
 # Every file under events/ (path relative to events/) -> the exact set of rule ids it fires.
 # A CloudWatch Logs copy carries the same CloudTrail record as its EventBridge original.
 EXPECTED: dict[str, frozenset[str]] = {
     **{f"eventbridge/{name}": rules for name, rules in EVENTBRIDGE.items()},
-    **{f"cloudwatch-logs/{name}": rules for name, rules in EVENTBRIDGE.items()},
+    **{
+        f"cloudwatch-logs/{name}": rules
+        for name, rules in EVENTBRIDGE.items()
+        if name not in TAMPER_SAMPLES
+    },
     "cloudwatch-logs/control-message.json": NOTHING,
     # control-rotation-put-pending + control-rotation-succeeded + kms-key-changed
     # + control-get-secret-value, from one log stream.
@@ -91,6 +123,11 @@ SEVERITY: dict[tuple[str, str], str] = {
     ("deletion-forced-no-recovery.json", "deletion-forced-no-recovery"): "critical",
     ("root-created-secret.json", "root-activity"): "critical",
     ("root-deleted-secret.json", "root-activity"): "critical",
+    **{
+        (name, "secretwatch-tampered"): "critical"
+        for name in TAMPER_SAMPLES
+        - {"control-tamper-foreign-rule-disabled.json", "control-tamper-foreign-key-disabled.json"}
+    },
 }
 
 _ruleset = functools.cache(load_rules)
@@ -109,7 +146,10 @@ def _records(relative: str) -> list[CloudTrailRecord]:
 
 
 def _evaluate(record: CloudTrailRecord) -> Evaluation:
-    evaluation = _ruleset().evaluate(record)
+    # A tamper record is enriched with which of SAMPLE_STACK's resources it touches, as the
+    # deployed function does; every other record is evaluated as `secretwatch evaluate` does.
+    enrichment = Enrichment(own_target=SAMPLE_STACK.owns(record.target)) if record.target else None
+    evaluation = _ruleset().evaluate(record, enrichment)
     errors = evaluation.rule_errors
     assert errors == (), f"{record.event_id}: rules raised: {errors}"
     return evaluation
@@ -164,17 +204,23 @@ def test_sample_fires_exactly_the_expected_rules(relative: str, expected: frozen
     assert fired == expected
 
 
+def _folders(name: str) -> tuple[str, ...]:
+    if name in TAMPER_SAMPLES:
+        return ("eventbridge",)
+    return ("eventbridge", "cloudwatch-logs")
+
+
 @pytest.mark.parametrize(
     ("relative", "rule_id", "severity"),
     [
         (f"{folder}/{name}", rule_id, severity)
         for (name, rule_id), severity in sorted(SEVERITY.items())
-        for folder in ("eventbridge", "cloudwatch-logs")
+        for folder in _folders(name)
     ],
     ids=[
         f"{folder}/{name}:{rule_id}"
         for (name, rule_id) in sorted(SEVERITY)
-        for folder in ("eventbridge", "cloudwatch-logs")
+        for folder in _folders(name)
     ],
 )
 def test_rule_fires_at_the_expected_severity(relative: str, rule_id: str, severity: str) -> None:
@@ -234,7 +280,11 @@ def test_eventbridge_samples_have_unique_ids_and_a_consistent_envelope() -> None
         assert event["time"] == detail["eventTime"], name
         assert event["region"] == detail["awsRegion"], name
         assert event["account"] == detail["recipientAccountId"], name
-        assert detail["eventSource"] == "secretsmanager.amazonaws.com", name
+        if name in TAMPER_SAMPLES:
+            # the envelope's source is the service's own (aws.kms for kms.amazonaws.com, ...)
+            assert event["source"] == "aws." + detail["eventSource"].split(".")[0], name
+        else:
+            assert detail["eventSource"] == "secretsmanager.amazonaws.com", name
 
 
 @pytest.mark.parametrize("name", sorted(EVENTBRIDGE), ids=sorted(EVENTBRIDGE))

@@ -60,10 +60,13 @@ def test_an_existing_topic_is_used_and_nothing_is_created_for_it(aws: None) -> N
     # WHEN the local stack is built on it
     stack = create_stack(None, region=REGION, parameters={"AlertTopicArn": topic})
 
-    # THEN the functions publish to it, and no topic or key of the stack's own exists
+    # THEN the functions publish to it, and no alert topic or key of the stack's own exists
+    # (the alarm topic does: the alarms never go to the alert topic, whichever it is)
     assert stack.topic_arn == topic
     assert stack.environment["ALERT_TOPIC_ARN"] == topic
-    assert [t["TopicArn"] for t in sns.list_topics()["Topics"]] == [topic]
+    topics = sorted(t["TopicArn"] for t in sns.list_topics()["Topics"])
+    assert topics == sorted([topic, stack.environment["ALARM_TOPIC_ARN"]])
+    assert stack.environment["ALARM_TOPIC_ARN"].endswith(":secretwatch-local-AlarmTopic")
     descriptions = [
         kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"].get("Description", "")
         for key in kms.list_keys()["Keys"]

@@ -821,7 +821,7 @@ def test_default_rules_load_from_the_bundled_file() -> None:
 
     # THEN they come from the bundled JSON
     assert ruleset.origin == str(DEFAULT_RULES_PATH)
-    assert len(ruleset) == 14
+    assert len(ruleset) == 15
 
 
 # ---------------------------------------------------------------------------------------------

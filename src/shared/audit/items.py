@@ -176,6 +176,17 @@ def event_view(record: CloudTrailRecord) -> dict[str, Any]:
             "error_message": record.error_message,
             "secret_name": record.secret.name if record.secret else None,
             "secret_arn": record.secret.arn if record.secret else None,
+            # A tamper record's resource (shared.tamper) instead of a secret.
+            "target": _compact(
+                {
+                    "kind": record.target.kind,
+                    "name": record.target.name,
+                    "parent": record.target.parent,
+                    "disables": record.target.disables,
+                }
+            )
+            if record.target
+            else None,
             "principal": caller.principal,
             "principal_name": caller.name.lower() if caller.name else None,
             "caller": _compact(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.models import (
+    SECRETSMANAGER_SOURCE,
     SEVERITY_RANK,
     CloudTrailRecord,
     Enrichment,
@@ -72,6 +73,10 @@ class Rule:
     dedup: Dedup | None = None
     threshold: Threshold | None = None
     resolves: tuple[str, ...] = ()  # the rules whose open alert on the same secret this closes
+    # The event sources a rule reads: Secrets Manager's unless it says otherwise, so that a rule
+    # on every event ("*", such as root-activity) never fires on a tamper record of another
+    # service (shared.tamper).
+    sources: frozenset[str] = frozenset({SECRETSMANAGER_SOURCE})
 
     @property
     def stateful(self) -> bool:
@@ -85,6 +90,8 @@ class Rule:
     def evaluate(
         self, record: CloudTrailRecord, enrichment: Enrichment | None = None
     ) -> Finding | None:
+        if record.event_source not in self.sources:
+            return None
         if not self.applies_to_outcome(record) or not self.condition(record, enrichment):
             return None
         severity = self.severity

@@ -46,6 +46,22 @@ def _rotation_attr(name: str) -> Getter:
     return get
 
 
+def _target_attr(name: str) -> Getter:
+    def get(record: CloudTrailRecord, _: Enrichment | None) -> Any:
+        target = record.target
+        return None if target is None else getattr(target, name)
+
+    return get
+
+
+def _own_target(record: CloudTrailRecord, enrichment: Enrichment | None) -> bool | None:
+    """Whether a tamper call acts on one of this stack's resources (shared.tamper); unknown
+    without enrichment (the command line does not know which stack is meant)."""
+    if enrichment is None or record.target is None:
+        return None
+    return enrichment.own_target is not None
+
+
 def _cross_account(record: CloudTrailRecord, _: Enrichment | None) -> bool | None:
     caller_account, account = record.caller.account_id, record.account_id
     if caller_account is None or account is None:
@@ -125,6 +141,13 @@ FIELDS: dict[str, Getter] = {
     "request.new_version_id": _request_attr("new_version_id"),
     "request.add_replica_regions": _request_attr("add_replica_regions"),
     "request.remove_replica_regions": _request_attr("remove_replica_regions"),
+    # Tamper records (shared.tamper): the resource the call acts on, and whether it is ours.
+    "target.kind": _target_attr("kind"),
+    "target.name": _target_attr("name"),
+    "target.parent": _target_attr("parent"),
+    "target.disables": _target_attr("disables"),
+    "target.own": _own_target,
+    "target.own_resource": _enrichment_attr("own_target"),
     # Enrichment (issue: pipeline); unknown outside the Lambda pipeline.
     "secret.owner": _enrichment_attr("secret", "owner"),
     "secret.description": _enrichment_attr("secret", "description"),

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import RuleConfigError
-from shared.models import SEVERITIES, Severity
+from shared.models import SECRETSMANAGER_SOURCE, SEVERITIES, Severity
 from shared.rules.engine import (
     DEFAULT_RULES_PATH,
     Condition,
@@ -73,6 +73,7 @@ _RULE_KEYS = frozenset(
         "severity",
         "runbook",
         "events",
+        "sources",
         "outcome",
         "when",
         "severity_when",
@@ -380,6 +381,16 @@ def _compile_rule(entry: Any, where: str) -> Rule | None:
         or not all(isinstance(name, str) and name for name in events)
     ):
         raise RuleConfigError(f'{where}: events must be a non-empty list of event names (or ["*"])')
+    sources = entry.get("sources", [SECRETSMANAGER_SOURCE])
+    if (
+        not isinstance(sources, list)
+        or not sources
+        or not all(isinstance(name, str) and name for name in sources)
+    ):
+        raise RuleConfigError(
+            f"{where}: sources must be a non-empty list of event sources "
+            "(such as secretsmanager.amazonaws.com)"
+        )
     outcome = entry.get("outcome", "success")
     if outcome not in _OUTCOMES:
         raise RuleConfigError(
@@ -418,6 +429,7 @@ def _compile_rule(entry: Any, where: str) -> Rule | None:
         severity=severity,
         runbook=entry["runbook"].strip(),
         events=frozenset() if "*" in events else frozenset(events),
+        sources=frozenset(sources),
         outcome=outcome,
         condition=condition,
         severity_when=severity_when,
