@@ -54,6 +54,7 @@ def get_pipeline() -> Pipeline:
         store=AuditStore(clients.dynamodb, settings.table_name),
         notifier=Notifier(clients.sns, settings.topic_arn),
         retention_days=settings.retention_days,
+        routine_retention_days=settings.routine_read_retention_days,
         remediator=None
         if settings.auto_restore == "disabled"
         else Restorer(clients.secretsmanager, settings.auto_restore),
