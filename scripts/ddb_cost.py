@@ -152,6 +152,41 @@ def cost(item: Mapping[str, Mapping[str, Any]], resource: str = "AuditTable") ->
     return Cost(size, write_units(size), units, storage)
 
 
+# Unit prices: us-east-1, on-demand, Standard table class, as AWS lists them since the
+# November 2024 on-demand price cut (the issue's review used the same), taken 2026-12-03 from
+# that review, not re-read online (no network here): check the pricing pages before relying on
+# them. Free tiers are ignored.
+PRICE_WRITE_PER_MILLION = 0.625  # write request units
+PRICE_READ_PER_MILLION = 0.125  # read request units
+PRICE_STORAGE_GB_MONTH = 0.25
+PRICE_PITR_GB_MONTH = 0.20  # continuous backups, on the table's size (indexes are rebuilt)
+PRICE_LOGS_INGESTION_GB = 0.50  # CloudWatch Logs, Standard log class
+DAYS_PER_MONTH = 30
+GB = 1024**3
+
+
+@dataclass(frozen=True)
+class Monthly:
+    writes: float
+    storage: float
+    pitr: float
+
+    @property
+    def total(self) -> float:
+        return self.writes + self.storage + self.pitr
+
+
+def monthly(reads_per_day: int, figures: Cost, retention_days: int) -> Monthly:
+    """The audit table's monthly cost of routine reads alone, at steady state (the table
+    holding ``retention_days`` of them)."""
+    items = reads_per_day * retention_days
+    return Monthly(
+        writes=reads_per_day * DAYS_PER_MONTH * figures.write_units / 1e6 * PRICE_WRITE_PER_MILLION,
+        storage=items * figures.storage / GB * PRICE_STORAGE_GB_MONTH,
+        pitr=items * (figures.size + INDEX_OVERHEAD) / GB * PRICE_PITR_GB_MONTH,
+    )
+
+
 def main() -> None:
     """Print the figures for docs/cost.md."""
     from tests.cost_samples import samples
@@ -162,6 +197,13 @@ def main() -> None:
             f"{label:<16} item {figures.size:>5} B  table {figures.table_units} WCU  "
             f"indexes {figures.index_units}  total {figures.write_units} WCU  "
             f"stored {figures.storage} B"
+        )
+    routine = cost(samples()["routine read"])
+    for reads in (10_000, 1_000_000, 100_000_000):
+        after = monthly(reads, routine, 90)
+        print(
+            f"{reads:>11,} reads/day: writes ${after.writes:,.2f}  storage ${after.storage:,.2f}"
+            f"  PITR ${after.pitr:,.2f}  total ${after.total:,.2f}"
         )
 
 

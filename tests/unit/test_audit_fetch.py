@@ -86,7 +86,7 @@ def test_full_items_reads_100_keys_a_call_lazily_in_entry_order() -> None:
 
 
 def test_full_items_reads_no_more_than_the_reader_takes() -> None:
-    # GIVEN 250 entries and a reader wanting 5 (chunk 5, as search passes its limit)
+    # GIVEN 250 entries and a reader wanting 5 (as search passes its limit)
     client: Any = FakeDynamoDB(set(ids(250)))
     pulled: list[str] = []
 
@@ -96,9 +96,21 @@ def test_full_items_reads_no_more_than_the_reader_takes() -> None:
             yield {"event_id": i}
 
     # WHEN the reader takes five
-    stream = full_items(client, TABLE, entries(), chunk=5)
+    stream = full_items(client, TABLE, entries(), wanted=5)
     taken = [next(stream) for _ in range(5)]
     # THEN five keys were read, in one call, and no more entries pulled
     assert [i["event_id"]["S"] for i in taken] == ids(5)
     assert client.requests == [ids(5)]
     assert pulled == ids(5)
+
+
+def test_full_items_asks_only_for_what_is_still_wanted() -> None:
+    # GIVEN 250 entries and a reader wanting 230
+    client: Any = FakeDynamoDB(set(ids(250)))
+    # WHEN reading them whole
+    items = list(full_items(client, TABLE, ({"event_id": i} for i in ids(250)), wanted=230))
+    # THEN 100, 100, then the 30 still wanted; what follows (the reader would have stopped) in
+    # calls of one
+    assert [len(r) for r in client.requests[:3]] == [100, 100, 30]
+    assert set(map(len, client.requests[3:])) <= {1}
+    assert [i["event_id"]["S"] for i in items] == ids(250)

@@ -69,20 +69,29 @@ def full_items(
     table: str,
     entries: Iterable[Mapping[str, Any]],
     *,
-    chunk: int = BATCH_GET_MAX,
+    wanted: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[RawItem]:
     """The table's items for index entries (each with ``event_id``), lazily, in entry order.
 
-    ``chunk`` keys are read per call (at most 100): a look-up wanting 5 records reads 5, not a
-    hundred. The reader stopping stops the index query too.
+    Up to 100 keys a call, and no more than the ``wanted`` items still missing: a look-up
+    wanting 5 records reads 5, not a hundred, and the index query is not read ahead for them.
+    (When the reader drops some of them, ``wanted`` is a lower bound: the next call asks for at
+    least one more.) The reader stopping stops the index query too.
     """
-    size = max(1, min(chunk, BATCH_GET_MAX))
+    given = 0
     pending: list[str] = []
+
+    def size() -> int:
+        left = BATCH_GET_MAX if wanted is None else wanted - given
+        return max(1, min(BATCH_GET_MAX, left))
+
     for entry in entries:
         pending.append(str(entry["event_id"]))
-        if len(pending) == size:
-            yield from batch_get(client, table, pending, sleep=sleep)
+        if len(pending) >= size():
+            batch = batch_get(client, table, pending, sleep=sleep)
+            given += len(pending)
             pending = []
+            yield from batch
     if pending:
         yield from batch_get(client, table, pending, sleep=sleep)

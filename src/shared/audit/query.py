@@ -28,7 +28,6 @@ from shared import bounds
 from shared.audit.codec import from_item
 from shared.audit.fetch import full_items
 from shared.audit.items import (
-    BATCH_GET_MAX,
     INDEX_BY_DAY,
     INDEX_BY_PRINCIPAL,
     INDEX_BY_SECRET,
@@ -285,10 +284,14 @@ def matches(item: Item, filters: Filters) -> bool:
 
 
 def whole(
-    client: DynamoDBClient, table: str, entries: Iterable[Item], filters: Filters, chunk: int
+    client: DynamoDBClient,
+    table: str,
+    entries: Iterable[Item],
+    filters: Filters,
+    wanted: int | None = None,
 ) -> Iterator[Item]:
     """The whole items of index entries, in their order, that meet the filters."""
-    for raw in full_items(client, table, entries, chunk=chunk):
+    for raw in full_items(client, table, entries, wanted=wanted):
         item = from_item(raw)
         if matches(item, filters):
             yield item
@@ -396,7 +399,7 @@ def search(
     """Up to ``filters.limit`` matching items, newest first."""
     p = plan(filters, now or datetime.now(UTC))
     entries = stream(client, table, filters, p, page_size)
-    found = whole(client, table, entries, filters, chunk=filters.limit)
+    found = whole(client, table, entries, filters, wanted=filters.limit)
     return SearchResult(list(itertools.islice(found, filters.limit)), p.index, p.note)
 
 
@@ -429,4 +432,4 @@ def secret_history(
         newest_first=False,
         page_size=page_size,
     )
-    return list(whole(client, table, entries, filters, chunk=BATCH_GET_MAX))
+    return list(whole(client, table, entries, filters))
