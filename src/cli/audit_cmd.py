@@ -81,7 +81,9 @@ def register(commands: Any) -> None:
             "Search the audit table, newest first, always through its keys and indexes (never a "
             "Scan). Filters combine. Without --secret, --principal or --rule the by-day index is "
             f"searched day by day from --until (default: now) back to --since (default: "
-            f"{q.DEFAULT_WINDOW_DAYS} days back)."
+            f"{q.DEFAULT_WINDOW_DAYS} days back). Routine reads (successful reads on which no rule "
+            "fired) are not in the by-day index, to keep its daily key cool: list them with "
+            "--secret or --principal."
         ),
     )
     _filter_options(parser)

@@ -38,6 +38,7 @@ from shared.audit.items import (
     build_item,
     event_key,
     finding_entry,
+    finding_upgrade,
     rejected_item,
 )
 from shared.audit.store import AuditStore
@@ -223,6 +224,7 @@ class Pipeline:
         state: StatefulRules | None = None,
         remediator: Restorer | None = None,
         logs_region: str | None = None,
+        routine_retention_days: int | None = None,
     ) -> None:
         # A source (the live document of a deployed stack) is asked once per invocation, so one
         # invocation applies one document throughout.
@@ -233,6 +235,8 @@ class Pipeline:
         self.store = store  # None: a dry run, nothing is written
         self.notifier = notifier  # None: record only, never alert (a replay without --notify)
         self.retention_days = retention_days
+        # None: routine reads keep retention_days too (a replay, the command line).
+        self.routine_retention_days = routine_retention_days
         self.clock = clock
         self.console_domain = console_domain
         self.state = state  # None: no dedup, thresholds or resolution (a dry run, a replay)
@@ -459,6 +463,7 @@ class Pipeline:
                 enrichment.to_dict(),
                 route=route,
                 retention_days=self.retention_days,
+                routine_retention_days=self.routine_retention_days,
                 now=self.clock(),
             )
             if remediation is not None:
@@ -698,7 +703,12 @@ class Pipeline:
         )
         slot = next((name for name in RULE_SLOTS if name not in existing), None)
         added = self.store.add_finding(
-            event_id, finding_entry(finding), entry, severity=severity, slot=slot
+            event_id,
+            finding_entry(finding),
+            entry,
+            severity=severity,
+            slot=slot,
+            upgrade=finding_upgrade(existing, self.retention_days, self.clock()),
         )
         if added:
             logger.info(

@@ -59,6 +59,7 @@ def get_pipeline() -> Pipeline:
             https_format=settings.https_format,
         ),
         retention_days=settings.retention_days,
+        routine_retention_days=settings.routine_read_retention_days,
         remediator=None
         if settings.auto_restore == "disabled"
         else Restorer(clients.secretsmanager, settings.auto_restore),

@@ -24,6 +24,8 @@ class Settings:
     table_name: str
     topic_arn: str
     retention_days: int = 400
+    # Routine reads (successful, no finding) expire sooner; never later than retention_days.
+    routine_read_retention_days: int = 90
     enrich_cache_seconds: float = 300.0
     organizations_lookup: bool = False
     region: str | None = None
@@ -50,6 +52,7 @@ class Settings:
             table_name=_required(env, "AUDIT_TABLE_NAME"),
             topic_arn=_required(env, "ALERT_TOPIC_ARN"),
             retention_days=_int(env, "RETENTION_DAYS", 400, minimum=1),
+            routine_read_retention_days=_int(env, "ROUTINE_READ_RETENTION_DAYS", 90, minimum=1),
             enrich_cache_seconds=float(_int(env, "ENRICH_CACHE_SECONDS", 300, minimum=0)),
             organizations_lookup=_bool(env, "ORGANIZATIONS_LOOKUP", default=False),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from shared.audit.query import PROJECTED
 from shared.models import SEVERITIES, SEVERITY_RANK, Severity
 from tests.template.cfn import (
     FUNCTIONS,
@@ -56,10 +57,41 @@ def test_audit_table_keys_and_indexes(template: Template) -> None:
         "by-rule-1": "rule_1",
         "by-rule-2": "rule_2",
     }
+    # AND each projects its keys and the filter attributes of the look-ups (PROJECTED), never
+    # whole items: the code reads whole items from the table by key (docs/cost.md)
     assert indexes == {
-        name: ([(hash_key, "HASH"), ("time_key", "RANGE")], {"ProjectionType": "ALL"})
+        name: (
+            [(hash_key, "HASH"), ("time_key", "RANGE")],
+            {
+                "ProjectionType": "INCLUDE",
+                "NonKeyAttributes": [a for a in PROJECTED if a != hash_key],
+            },
+        )
         for name, hash_key in hash_keys.items()
     }
+
+
+def test_routine_read_retention_is_a_parameter_threaded_to_every_function(
+    template: Template,
+) -> None:
+    # GIVEN the parameters and the functions' environment
+    parameters = template["Parameters"]
+    environment = template["Globals"]["Function"]["Environment"]["Variables"]
+
+    # WHEN / THEN RoutineReadRetentionDays is the last parameter (branches merge cleanly), a
+    # number of at least 7 days (a deletion counts the reads of the 7 days before it), 90 by
+    # default, below RetentionDays' default, and every function reads it
+    assert list(parameters)[-1] == "RoutineReadRetentionDays"
+    routine = parameters["RoutineReadRetentionDays"]
+    assert {k: routine[k] for k in ("Type", "Default", "MinValue")} == {
+        "Type": "Number",
+        "Default": 90,
+        "MinValue": 7,
+    }
+    assert routine["Default"] <= parameters["RetentionDays"]["Default"]
+    assert environment["ROUTINE_READ_RETENTION_DAYS"] == {"Ref": "RoutineReadRetentionDays"}
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    assert any("RoutineReadRetentionDays" in group["Parameters"] for group in groups)
 
 
 def test_audit_table_is_protected_and_expires_items(template: Template) -> None:
@@ -335,7 +367,9 @@ def test_subscription_filter_sends_secrets_manager_records_to_the_function(
     }
 
 
-def test_created_trail_logs_everything_everywhere_with_validation(template: Template) -> None:
+def test_created_trail_logs_management_events_everywhere_with_validation(
+    template: Template,
+) -> None:
     # GIVEN the optional trail and its bucket
     trail = props(template, "Trail")
     bucket = template["Resources"]["TrailBucket"]
@@ -346,7 +380,16 @@ def test_created_trail_logs_everything_everywhere_with_validation(template: Temp
     assert trail["IsMultiRegionTrail"] is True
     assert trail["IncludeGlobalServiceEvents"] is True
     assert trail["EnableLogFileValidation"] is True
-    assert trail["EventSelectors"] == [{"ReadWriteType": "All", "IncludeManagementEvents": True}]
+    # AND every management event but KMS's and the RDS Data API's (secretwatch reads neither;
+    # they would be most of the CloudWatch Logs ingestion, docs/cost.md)
+    assert trail["EventSelectors"] == [
+        {
+            "ReadWriteType": "All",
+            "IncludeManagementEvents": True,
+            "ExcludeManagementEventSources": ["kms.amazonaws.com", "rdsdata.amazonaws.com"],
+        }
+    ]
+    assert "AdvancedEventSelectors" not in trail  # a trail takes one kind or the other
     assert trail["CloudWatchLogsLogGroupArn"] == {"Fn::GetAtt": ["TrailLogGroup", "Arn"]}
     assert trail["CloudWatchLogsRoleArn"] == {"Fn::GetAtt": ["TrailLogsRole", "Arn"]}
     assert template["Resources"]["Trail"]["DependsOn"] == "TrailBucketPolicy"

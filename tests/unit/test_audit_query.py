@@ -181,17 +181,42 @@ def test_filter_expression_holds_only_what_the_index_does_not() -> None:
     expr = q.Expression()
     # WHEN building the filter
     text = q.filter_expression(expr, filters, "by-secret")
-    # THEN the secret is not repeated; the rest are ANDed, with every placeholder defined
+    # THEN the secret is not repeated; the rest are ANDed, with every placeholder defined; the
+    # principal's ARN is not among them: no index projects it (it is checked on whole items)
     assert text == (
         "(#rule_0 = :v0 OR #rule_1 = :v0 OR #rule_2 = :v0) AND #principal_name = :v1 AND "
-        "(#principal = :v2 OR #caller.#identity_arn = :v2) AND #severity IN (:v3) AND "
-        "#event_name = :v4"
+        "#severity IN (:v2) AND #event_name = :v3"
     )
     assert set(expr.names) == {
-        "#rule_0", "#rule_1", "#rule_2", "#principal_name", "#principal", "#caller",
-        "#identity_arn", "#severity", "#event_name",
+        "#rule_0", "#rule_1", "#rule_2", "#principal_name", "#severity", "#event_name",
     }  # fmt: skip
+    assert set(expr.names.values()) <= set(q.PROJECTED)
     assert q.filter_expression(q.Expression(), q.Filters(secret="s"), "by-secret") is None
+
+
+def test_whole_items_are_checked_against_every_filter_including_the_arn() -> None:
+    # GIVEN an item by an assumed role whose identity is the role ARN
+    item: dict[str, Any] = {
+        "secret_name": "s",
+        "principal_name": "app",
+        "principal": "arn:aws:sts::1:assumed-role/app/s1",
+        "caller": {"identity_arn": "arn:aws:iam::1:role/app"},
+        "rule_1": "r",
+        "severity": "high",
+        "event_name": "DeleteSecret",
+        "account_id": "111122223333",
+    }
+    role = q.principal_lookup("arn:aws:iam::1:role/app")
+    # WHEN / THEN the ARN matches through the identity, the session ARN through the principal
+    assert q.matches(item, q.Filters(secret="s", rule="r", principal=role, severity="medium"))
+    assert q.matches(item, q.Filters(principal=q.principal_lookup(item["principal"])))
+    # and any one filter that differs refuses it
+    assert not q.matches(item, q.Filters(principal=q.principal_lookup("arn:aws:iam::1:role/x")))
+    assert not q.matches(item, q.Filters(severity="critical"))
+    assert not q.matches(item, q.Filters(rule="other"))
+    assert not q.matches(item, q.Filters(event_name="GetSecretValue"))
+    assert not q.matches(item, q.Filters(account="999999999999"))
+    assert not q.matches(item, q.Filters(secret="t"))
 
 
 def test_the_account_filter_is_on_the_records_account() -> None:

@@ -232,6 +232,7 @@ def build_item(
     retention_days: int,
     now: datetime,
     alerts: Mapping[str, AlertEntry] | None = None,
+    routine_retention_days: int | None = None,
 ) -> AuditItem:
     """The audit item for one record: metadata only, never a secret value, bounded in bytes.
 
@@ -244,6 +245,14 @@ def build_item(
     if counted:
         evaluation = replace(
             evaluation, findings=tuple(f for f in evaluation.findings if f.state != "counted")
+        )
+    if is_routine_read(record, evaluation):
+        return routine_read_item(
+            record,
+            enrichment,
+            route=route,
+            retention_days=min(retention_days, routine_retention_days or retention_days),
+            now=now,
         )
     item: dict[str, Any] = {
         **event_view(record),
@@ -275,6 +284,95 @@ def build_item(
         for slot, finding in zip(RULE_SLOTS, evaluation.findings, strict=False):
             item[slot] = finding.rule_id
     return bounded(_compact(item))
+
+
+# ---------------------------------------------------------------------------------------------
+# Routine reads: most of the table, so they store only what the CLI, the narrator and deletion
+# impact read (docs/cost.md measures it: ≤ 1 KB, one write unit, and one per index it lands in).
+
+_READ_PREFIXES = ("Get", "BatchGet", "Describe", "List")
+ROUTINE_USER_AGENT_MAX = 96  # bytes: the SDK, its version, the OS; findings keep the whole text
+# Constant for a successful read, or restated elsewhere in the item: left out of routine reads.
+_ROUTINE_OMITTED = ("event_source", "event_type", "event_version", "read_only")
+# What caller keys restate: arn is the item's principal, role_name its name.
+_ROUTINE_CALLER_OMITTED = ("role_name",)
+
+
+def is_routine_read(record: CloudTrailRecord, evaluation: Evaluation) -> bool:
+    """A successful read-only call on which no rule fired (a threshold's count is no finding).
+
+    Both CloudTrail's readOnly and a read's name: a call of any other name keeps its whole item.
+    """
+    return (
+        record.read_only is True
+        and record.event_name.startswith(_READ_PREFIXES)
+        and record.error_code is None
+        and record.error_message is None
+        and not evaluation.findings
+        and not evaluation.rule_errors
+        and not record.warnings
+    )
+
+
+def routine_read_item(
+    record: CloudTrailRecord,
+    enrichment: Mapping[str, Any] | None,
+    *,
+    route: str,
+    retention_days: int,
+    now: datetime,
+) -> AuditItem:
+    """A routine read's item: no ``day`` (so it stays out of the by-day index; docs/cost.md
+    says why), none of the DescribeSecret snapshot every read of the secret would repeat (the
+    secret's findings keep it), the user agent cut to its first 96 bytes, no threshold counts
+    (the state table holds them), no arrival time, nothing a successful read always says, and
+    the expiry of RoutineReadRetentionDays."""
+    view = event_view(record)
+    for key in _ROUTINE_OMITTED:
+        view.pop(key, None)
+    caller = {k: v for k, v in view.get("caller", {}).items() if k not in _ROUTINE_CALLER_OMITTED}
+    if caller.get("arn") == view.get("principal"):
+        caller.pop("arn", None)
+    view["caller"] = caller
+    source = dict(view.get("source", {}))
+    if "user_agent" in source:
+        source["user_agent"] = bounds.text(source["user_agent"], ROUTINE_USER_AGENT_MAX)
+    view["source"] = source
+    account = {
+        k: enrichment[k]
+        for k in ("account_alias", "account_name")
+        if enrichment and enrichment.get(k)
+    }
+    item: dict[str, Any] = {
+        **view,
+        "event_id": event_key(record.event_id),
+        "time_key": time_key(record.event_time, record.event_id),
+        "route": route,
+        # No recorded_at: a read's arrival time is in the function's metrics, not worth 31 bytes
+        # of every read.
+        "expires_at": expiry(record.event_time, retention_days, now),
+        "request_id": record.request_id,
+        "shared_event_id": record.shared_event_id,
+        "enrichment": account or None,
+    }
+    return bounded(_compact(item))
+
+
+def finding_upgrade(
+    existing: Mapping[str, Any], retention_days: int, now: datetime
+) -> dict[str, Any]:
+    """What a stored routine read needs when a later delivery adds a finding to it: its
+    ``day`` (into the by-day index) and the findings' retention. Nothing for other items."""
+    if "day" in existing or existing.get("kind", KIND_EVENT) != KIND_EVENT:
+        return {}
+    try:
+        when = datetime.fromisoformat(str(existing.get("event_time")))
+    except ValueError:
+        when = now
+    return {
+        "day": when.strftime("%Y-%m-%d"),
+        "expires_at": expiry(when, retention_days, now),
+    }
 
 
 def _counted_entry(finding: Finding) -> dict[str, Any]:

@@ -6,6 +6,12 @@ first" is ``ScanIndexForward=False``. A look-up picks the most selective index t
 (secret > rule > principal > day) and applies the other filters as a FilterExpression. Key values
 are bounded in bytes exactly as the writer bounds them, so a long secret name is still found.
 
+The indexes project their keys and the few attributes the filters need (``PROJECTED``, as
+template.yaml declares them), not whole items: a query finds the matching records and
+``shared.audit.fetch`` reads them whole from the table, 100 a call, in index order. A filter on
+what no index holds (a principal's ARN, which may be the nested ``caller.identity_arn``) is applied
+to the whole items, as is every other filter again (an index entry may lag its item).
+
 A time window is inclusive at both ends, to the second (CloudTrail's resolution).
 """
 
@@ -20,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared import bounds
 from shared.audit.codec import from_item
+from shared.audit.fetch import full_items
 from shared.audit.items import (
     INDEX_BY_DAY,
     INDEX_BY_PRINCIPAL,
@@ -41,6 +48,17 @@ DEFAULT_WINDOW_DAYS = 30
 DEFAULT_MAX_DAYS = 90
 DEFAULT_LIMIT = 50
 _KEY_END = "#\uffff"  # sorts after "<time>#<any event id>": the inclusive upper bound of a second
+# The non-key attributes every index projects (template.yaml AuditTable, tests/template checks
+# the two agree): what a FilterExpression on an index may name.
+PROJECTED = (
+    "secret_name",
+    "principal_name",
+    *RULE_SLOTS,
+    "severity",
+    "event_name",
+    "account_id",
+    "error_code",
+)
 
 Item = dict[str, Any]
 
@@ -227,7 +245,9 @@ def filter_expression(expr: Expression, filters: Filters, index: str) -> str | N
     if filters.rule is not None and index != "by-rule":
         value = expr.value(filters.rule)
         parts.append("(" + " OR ".join(f"{expr.name(s)} = {value}" for s in RULE_SLOTS) + ")")
-    parts.extend(_principal_filters(expr, filters.principal, index))
+    who = filters.principal
+    if who is not None and who.name is not None and index != INDEX_BY_PRINCIPAL:
+        parts.append(f"{expr.name('principal_name')} = {expr.value(who.name)}")
     if filters.severity is not None:
         levels = ", ".join(expr.value(s) for s in severities_from(filters.severity))
         parts.append(f"{expr.name('severity')} IN ({levels})")
@@ -238,18 +258,43 @@ def filter_expression(expr: Expression, filters: Filters, index: str) -> str | N
     return " AND ".join(parts) or None
 
 
-def _principal_filters(expr: Expression, who: PrincipalLookup | None, index: str) -> list[str]:
-    if who is None:
-        return []
-    parts = []
-    if who.name is not None and index != INDEX_BY_PRINCIPAL:
-        parts.append(f"{expr.name('principal_name')} = {expr.value(who.name)}")
-    if who.arn is not None:
-        arn = expr.value(who.arn)
-        parts.append(
-            f"({expr.name('principal')} = {arn} OR {expr.name('caller.identity_arn')} = {arn})"
-        )
-    return parts
+def matches(item: Item, filters: Filters) -> bool:
+    """Whether a whole item meets every filter but the time window (the key condition's)."""
+    if filters.secret is not None and item.get("secret_name") != filters.secret:
+        return False
+    if filters.rule is not None and filters.rule not in {item.get(s) for s in RULE_SLOTS}:
+        return False
+    who = filters.principal
+    if who is not None:
+        if who.name is not None and item.get("principal_name") != who.name:
+            return False
+        caller = item.get("caller") or {}
+        if who.arn is not None and who.arn not in {
+            item.get("principal"),
+            caller.get("identity_arn"),
+        }:
+            return False
+    if filters.severity is not None and item.get("severity") not in severities_from(
+        filters.severity
+    ):
+        return False
+    if filters.event_name is not None and item.get("event_name") != filters.event_name:
+        return False
+    return filters.account is None or item.get("account_id") == filters.account
+
+
+def whole(
+    client: DynamoDBClient,
+    table: str,
+    entries: Iterable[Item],
+    filters: Filters,
+    wanted: int | None = None,
+) -> Iterator[Item]:
+    """The whole items of index entries, in their order, that meet the filters."""
+    for raw in full_items(client, table, entries, wanted=wanted):
+        item = from_item(raw)
+        if matches(item, filters):
+            yield item
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,7 +313,8 @@ def query_index(
     newest_first: bool = True,
     page_size: int | None = None,
 ) -> Iterator[Item]:
-    """Every matching item of one index partition, page after page (LastEvaluatedKey)."""
+    """The matching entries of one index partition (keys and projected attributes), page
+    after page (LastEvaluatedKey)."""
     expr = Expression()
     request: dict[str, Any] = {
         "TableName": table,
@@ -305,7 +351,7 @@ def merge_newest(streams: Iterable[Iterator[Item]]) -> Iterator[Item]:
 def stream(
     client: DynamoDBClient, table: str, filters: Filters, p: Plan, page_size: int | None = None
 ) -> Iterator[Item]:
-    """The matching items, newest first, lazily: stops querying when the reader stops."""
+    """The matching index entries, newest first, lazily: stops querying when the reader stops."""
     if p.index == "by-rule":
         return merge_newest(
             query_index(
@@ -352,8 +398,9 @@ def search(
 ) -> SearchResult:
     """Up to ``filters.limit`` matching items, newest first."""
     p = plan(filters, now or datetime.now(UTC))
-    items = list(itertools.islice(stream(client, table, filters, p, page_size), filters.limit))
-    return SearchResult(items, p.index, p.note)
+    entries = stream(client, table, filters, p, page_size)
+    found = whole(client, table, entries, filters, wanted=filters.limit)
+    return SearchResult(list(itertools.islice(found, filters.limit)), p.index, p.note)
 
 
 def get_record(client: DynamoDBClient, table: str, event_id: str) -> Item | None:
@@ -374,16 +421,15 @@ def secret_history(
     """Every event of one secret in the window, oldest first."""
     filters = Filters(secret=secret, since=since, until=until)
     p = Plan(INDEX_BY_SECRET, "secret_name", (secret,), since, until)
-    return list(
-        query_index(
-            client,
-            table,
-            filters,
-            p,
-            index=p.index,
-            hash_attr=p.hash_attr,
-            hash_value=secret,
-            newest_first=False,
-            page_size=page_size,
-        )
+    entries = query_index(
+        client,
+        table,
+        filters,
+        p,
+        index=p.index,
+        hash_attr=p.hash_attr,
+        hash_value=secret,
+        newest_first=False,
+        page_size=page_size,
     )
+    return list(whole(client, table, entries, filters))

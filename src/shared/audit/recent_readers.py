@@ -3,9 +3,11 @@
 Successful reads reach the audit table by the CloudWatch Logs route (EventBridge delivers only
 failed reads). For a deletion, the reads of the secret in the 7 days before it are counted per
 principal. The query is bounded: a page size, a page limit (a secret read every second would
-otherwise cost thousands of pages on the path of one alert), a projection of three attributes,
-and every principal kept is cut to a byte budget as ``shared.bounds`` cuts text. Answers are
-cached for one invocation. Any failure becomes ``RecentReads.failed``: the alert goes out saying
+otherwise cost thousands of pages on the path of one alert), and every principal kept is cut to a
+byte budget as ``shared.bounds`` cuts text. The index holds keys and filter attributes only, so
+the reads it finds are then read from the table with BatchGetItem (100 a call, four attributes:
+the principal, the caller's identity, the time, and the error message that tells a failed read
+without an error code). Answers are cached for one invocation. Any failure becomes ``RecentReads.failed``: the alert goes out saying
 the readers are unknown.
 
 A read is counted under the IAM identity behind the session (``caller.identity_arn``: the role,
@@ -22,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import bounds
-from shared.audit.items import INDEX_BY_SECRET
+from shared.audit.fetch import batch_get
+from shared.audit.items import BATCH_GET_MAX, INDEX_BY_SECRET
+from shared.errors import DeliveryError
 from shared.impact import READ_WINDOW_DAYS, Reader, RecentReads
 from shared.models import format_time
 
@@ -42,6 +46,13 @@ LISTED_READERS = 5  # readers listed by name in the alert and the item
 PRINCIPAL_MAX_BYTES = 1024
 _KEY_END = "#\uffff"  # after "<time>#<any event id>": the window includes its last second
 UNKNOWN_PRINCIPAL = "(unknown principal)"
+_ITEM_NAMES = {
+    "#p": "principal",
+    "#c": "caller",
+    "#i": "identity_arn",
+    "#w": "event_time",
+    "#em": "error_message",
+}
 
 
 class RecentReaders:
@@ -87,6 +98,8 @@ class RecentReaders:
             result = self._failed(record, code)
         except BotoCoreError as exc:
             result = self._failed(record, type(exc).__name__)
+        except DeliveryError:  # BatchGetItem kept leaving keys unprocessed
+            result = self._failed(record, "UnprocessedKeys")
         self._cache[secret_key] = result
         return result
 
@@ -105,20 +118,13 @@ class RecentReaders:
             "TableName": self._table,
             "IndexName": INDEX_BY_SECRET,
             "KeyConditionExpression": "#s = :s AND #t BETWEEN :lo AND :hi",
-            "FilterExpression": (
-                "#n IN (:get, :batch) AND attribute_not_exists(#ec) AND attribute_not_exists(#em)"
-            ),
-            "ProjectionExpression": "#p, #c.#i, #w",
+            # On projected attributes only (template.yaml): the rest is checked on the items.
+            "FilterExpression": "#n IN (:get, :batch) AND attribute_not_exists(#ec)",
             "ExpressionAttributeNames": {
                 "#s": "secret_name",
                 "#t": "time_key",
                 "#n": "event_name",
                 "#ec": "error_code",
-                "#em": "error_message",
-                "#p": "principal",
-                "#c": "caller",
-                "#i": "identity_arn",
-                "#w": "event_time",
             },
             "ExpressionAttributeValues": {
                 ":s": {"S": secret_key},
@@ -135,7 +141,9 @@ class RecentReaders:
         complete = False
         for _ in range(self._max_pages):
             response = self._db.query(**request)
-            for item in response.get("Items", []):
+            for item in self._whole(response.get("Items", [])):
+                if "error_message" in item:
+                    continue  # a failed read that carries no error code
                 who, when = _reader(item)
                 if when is None:
                     continue
@@ -148,6 +156,20 @@ class RecentReaders:
                 break
             request["ExclusiveStartKey"] = start
         return _summary(counts, last, self._window_days, until, complete)
+
+    def _whole(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The attributes a count needs, read from the table for these index entries."""
+        ids = [str(entry["event_id"]["S"]) for entry in entries]
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(ids), BATCH_GET_MAX):
+            items += batch_get(
+                self._db,
+                self._table,
+                ids[start : start + BATCH_GET_MAX],
+                projection="#p, #c.#i, #w, #em",
+                names=_ITEM_NAMES,
+            )
+        return items
 
 
 def _reader(item: dict[str, Any]) -> tuple[str, datetime | None]:

@@ -142,12 +142,14 @@ class AuditStore:
         *,
         severity: str | None,
         slot: str | None,
+        upgrade: Mapping[str, Any] | None = None,
     ) -> bool:
         """Add a finding the stored item lacks (a rule on enrichment that the first delivery
         could not evaluate), with its alert entry; once only, whoever races. True when added.
 
         ``severity`` is the item's new top severity (None: unchanged), ``slot`` a free rule
-        index slot (rule_0..2) to index the finding under, if any.
+        index slot (rule_0..2) to index the finding under, if any; ``upgrade`` the attributes a
+        stored routine read gains with its first finding (``day``, the findings' ``expires_at``).
         """
         rule_id = str(finding["rule"])
         # DynamoDB cannot create a map and set a member of it in one expression: make sure the
@@ -178,6 +180,10 @@ class AuditStore:
             names["#slot"] = slot
             values[":rule"] = {"S": rule_id}
             update += ", #slot = :rule"
+        for position, (name, value) in enumerate(sorted((upgrade or {}).items())):
+            names[f"#up{position}"] = name
+            values[f":up{position}"] = serialize(value)
+            update += f", #up{position} = :up{position}"
         return self._conditional(
             event_id,
             rule_id,
