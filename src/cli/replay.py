@@ -25,7 +25,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -40,11 +40,14 @@ from cli.timewindow import in_window, window
 from shared.audit.store import AuditStore
 from shared.deliver import Notifier
 from shared.enrich import Enricher
-from shared.envelopes import ReadItem, read_bytes
-from shared.errors import ConfigError, DeliveryError, InputError, SecretwatchError
-from shared.models import SEVERITY_RANK, CloudTrailRecord, Enrichment
+from shared.envelopes import ReadItem
+from shared.errors import ConfigError, SecretwatchError
+from shared.models import SEVERITY_RANK, CloudTrailRecord
 from shared.observability import quiet_service_telemetry
-from shared.pipeline import ROUTE_REPLAY, EnricherPort, Pipeline, Summary
+from shared.pipeline import EnricherPort, Pipeline, Summary
+from shared.replay import NullEnricher, Totals, is_log_file, read_items
+from shared.replay import select as select_items
+from shared.replay import write as write_items
 from shared.rules import RuleSet, load_rules
 from shared.settings import Settings
 from shared.stateful import in_memory
@@ -53,8 +56,6 @@ from shared.text import dumps
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-LOG_SUFFIXES = (".json", ".json.gz")
-DIGEST_FOLDER = "CloudTrail-Digest"
 PROGRESS_PER_SECOND = 10  # redraws of the progress display, at most
 # The stack's default retention (Settings and template.yaml agree); expiry counts from eventTime.
 RETENTION_DAYS = Settings(table_name="-", topic_arn="-").retention_days
@@ -185,13 +186,6 @@ class SourceError:
     message: str
 
 
-def is_log_file(parts: Sequence[str]) -> bool:
-    """A CloudTrail log file by its path: ``.json``/``.json.gz`` and not in a digest folder."""
-    return (
-        bool(parts) and parts[-1].lower().endswith(LOG_SUFFIXES) and DIGEST_FOLDER not in parts[:-1]
-    )
-
-
 def walk_local(path: Path) -> list[Path]:
     """A file as given (whatever its name); a folder's log files, recursively, sorted."""
     if not path.is_dir():
@@ -298,13 +292,6 @@ def check_table(dynamodb: Any, table: str) -> None:
         raise ReplayError(f"audit table {table!r} in {region}: {aws.describe(exc)}{hint}") from exc
 
 
-class NullEnricher:
-    """Replay's default: no look-up, so no today's tags on yesterday's events."""
-
-    def enrich(self, record: CloudTrailRecord) -> Enrichment:
-        return Enrichment.empty()
-
-
 # ---------------------------------------------------------------------------------------------
 # The replay
 
@@ -318,53 +305,6 @@ class ReplayOptions:
     since: datetime | None = None
     until: datetime | None = None
     enrich: bool = False
-
-
-@dataclass
-class Totals:
-    """A replay's figures: the files and records read, and the pipeline's summed summary."""
-
-    files_total: int | None = None  # None: not known up front (S3)
-    files_read: int = 0
-    files_failed: int = 0
-    records: int = 0  # every record in the files read
-    sm_records: int = 0  # Secrets Manager records, in the time window
-    other_sources: int = 0  # skipped: another event source
-    outside_window: int = 0  # Secrets Manager records outside --since/--until
-    summary: Summary = field(default_factory=Summary)
-    elapsed: float = 0.0
-
-    @property
-    def findings(self) -> Counter[str]:
-        return self.summary.by_severity
-
-    @property
-    def written(self) -> int:
-        return self.summary.written
-
-    @property
-    def duplicates(self) -> int:
-        return self.summary.duplicates
-
-    @property
-    def rejected(self) -> int:
-        return self.summary.rejected
-
-    @property
-    def alerts_published(self) -> int:
-        return self.summary.alerts_published
-
-    @property
-    def rule_errors(self) -> int:
-        return self.summary.rule_errors
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.files_failed or self.rejected)
-
-    @property
-    def rate(self) -> float:
-        return self.records / self.elapsed if self.elapsed > 0 else 0.0
 
 
 def replay(
@@ -458,37 +398,16 @@ def build_pipeline(
 
 def read_file(entry: LogFile, totals: Totals, console: Console) -> list[ReadItem] | None:
     """All the records of one file (one file in memory at a time), or None after one error line."""
-    try:
-        items = list(read_bytes(entry.read()))
-    except InputError as exc:
-        problem = str(exc)
-    except OSError as exc:
-        problem = f"cannot read the file: {exc.strerror or exc}"
-    except aws.AWS_ERRORS as exc:
-        problem = f"cannot read the object: {aws.describe(exc)}"
-    else:
-        totals.files_read += 1
-        totals.records += len(items)
-        return items
-    totals.files_failed += 1
-    console.problem(entry.name, problem)
-    return None
+    return read_items(entry.name, entry.read, totals, console.problem, describe=aws.describe)
 
 
 def select(items: Iterable[ReadItem], options: ReplayOptions, totals: Totals) -> list[ReadItem]:
     """Secrets Manager records in the time window, and rejected records (kept and reported)."""
-    kept: list[ReadItem] = []
-    for item in items:
-        if item.error is not None:
-            kept.append(item)
-        elif item.record is None:
-            totals.other_sources += 1
-        elif in_window(item.record.event_time, options.since, options.until):
-            totals.sm_records += 1
-            kept.append(item)
-        else:
-            totals.outside_window += 1
-    return kept
+
+    def keep(record: CloudTrailRecord) -> bool:
+        return in_window(record.event_time, options.since, options.until)
+
+    return select_items(items, totals, keep)
 
 
 def write(
@@ -499,18 +418,7 @@ def write(
     console: Console,
 ) -> Summary | None:
     """One file through the Pipeline (quiet records batch-written 25 a call); its summary."""
-    try:
-        summary = pipeline.process(items, ROUTE_REPLAY)
-    except DeliveryError as exc:
-        totals.files_failed += 1
-        console.problem(name, f"{exc} (replay again to complete it)")
-        return None
-    totals.summary.add(summary)
-    for decision in summary.decisions:
-        if decision.outcome == "rejected":
-            where = f" (event {decision.event_id})" if decision.event_id else ""
-            console.problem(name, f"record {decision.index}{where}: {decision.error}")
-    return summary
+    return write_items(name, items, pipeline, totals, console.problem)
 
 
 def finding_lines(name: str, summary: Summary) -> Iterator[dict[str, Any]]:
