@@ -2,7 +2,8 @@
 
 Reads CloudTrail log files (``.json`` / ``.json.gz``, the S3 delivery layout
 ``AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<file>``) from local files and folders or from
-``s3://bucket/prefix``, one file at a time, and feeds each file's Secrets Manager records to the
+``s3://bucket/prefix``, one file at a time (``--distributed``: on the stack's Step Functions
+state machine instead, many files at a time, see ``cli.replay_distributed``), and feeds each file's Secrets Manager records to the
 same Pipeline the Lambda functions use (route "replay"): the same rules, the same idempotent
 writer, so replaying the same files twice adds nothing.
 
@@ -79,6 +80,7 @@ def register(commands: Any) -> None:
             "secretwatch replay ./trail --dry-run",
             "secretwatch replay s3://my-trail-bucket/AWSLogs/111122223333/CloudTrail/ --stack secretwatch --since 2025-11-01",
             "secretwatch replay ./trail --table secretwatch-AuditTable-ABC123 --notify",
+            "secretwatch replay --distributed s3://my-trail-bucket/AWSLogs/111122223333/CloudTrail/ --stack secretwatch",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -117,10 +119,29 @@ def register(commands: Any) -> None:
         action="store_true",
         help="look up secret tags and account names (off by default: they are today's)",
     )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="replay one s3://bucket/prefix on the --stack's Step Functions state machine, "
+        "files in parallel, and print the same summary (a local replay stays for a laptop)",
+    )
+    parser.add_argument(
+        "--state-machine-arn",
+        metavar="ARN",
+        default=None,
+        help="with --distributed: the replay state machine (else the --stack's "
+        "ReplayStateMachineArn output)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.distributed:
+        from cli import replay_distributed  # noqa: PLC0415 — only the distributed replay
+
+        return replay_distributed.run(args)
+    if args.state_machine_arn:
+        raise UsageError("--state-machine-arn needs --distributed")
     since, until = _window(args)
     if args.topic_arn and not args.notify:
         raise UsageError("--topic-arn needs --notify")
@@ -486,6 +507,13 @@ class Console:
             completed=totals.files_read + totals.files_failed,
             total=totals.files_total,
         )
+
+    def status(self, line: tuple[str, int | None, int | None]) -> None:
+        """A progress line of someone else's making (text, done, total): the distributed replay."""
+        if self._display is None:
+            return
+        text, completed, total = line
+        self._display.update(text, completed=completed or 0, total=total)
 
     def clear(self) -> None:
         if self._display is not None:

@@ -573,6 +573,10 @@ def test_outputs(template: Template) -> None:
         # organisation modes (test_template_modes.py)
         "CentralEventBusArn": {"Fn::GetAtt": ["CentralEventBus", "Arn"]},
         "MemberReadRoleArn": {"Fn::GetAtt": ["MemberReadRole", "Arn"]},
+        # replay on Step Functions (test_template_replay.py)
+        "ReplayStateMachineArn": {"Ref": "ReplayStateMachine"},
+        "ReplayResultsBucketName": {"Ref": "ReplayResultsBucket"},
+        "ReplayBuckets": outputs["ReplayBuckets"],
     }
 
 
