@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from handlers import replay_file
-from shared.replay_batch import MAX_OBJECT_BYTES, get_replay
+from shared.replay_batch import MAX_INFLATED_BYTES, MAX_OBJECT_BYTES, get_replay
 from tests.integration.conftest import REGION, Server
 from tests.integration.test_cli_replay import DIGEST, TRAIL, deleted, event_items, other, quiet
 from tests.integration.test_handlers_over_http import Context
@@ -135,6 +135,24 @@ def test_a_corrupt_file_is_reported_and_the_others_written(server: Server, bucke
     assert all(p["file"].startswith(f"s3://{BUCKET}/{TRAIL}/") for p in result["problems"])
     assert (result["files_read"], result["files_failed"], result["written"]) == (1, 4, 2)
     assert len(event_items(server)) == 2
+
+
+@pytest.mark.integration
+def test_a_file_inflating_past_the_bound_is_refused_unread(server: Server, bucket: Any) -> None:
+    # GIVEN a small gzip object that inflates to one byte more than the function's bound
+    bomb = gzip.compress(b" " * (MAX_INFLATED_BYTES + 1))
+    assert len(bomb) < 1024 * 1024
+    bucket.put_object(Bucket=BUCKET, Key=f"{TRAIL}/01/{NAME}", Body=bomb)
+
+    # WHEN it is replayed
+    result = replay_file.lambda_handler(batch(bucket), Context())
+
+    # THEN it is one failed file, refused with the bound named, and nothing is written
+    ((problem),) = result["problems"]
+    assert f"inflates to more than {MAX_INFLATED_BYTES:,} bytes" in problem["message"]
+    assert "secretwatch replay FILE" in problem["message"]
+    assert (result["files_failed"], result["files_read"], result["written"]) == (1, 0, 0)
+    assert server.items() == []
 
 
 @pytest.mark.integration

@@ -219,7 +219,7 @@ def test_the_replay_function_is_built_and_logs_like_the_others(template: Templat
     assert "Events" not in properties  # only the state machine invokes it
     # AND a batch of ten bounded files fits in its time (Step Functions' default task timeout is
     # the function's own)
-    assert (properties["MemorySize"], properties["Timeout"]) == (1024, 300)
+    assert (properties["MemorySize"], properties["Timeout"]) == (1024, 900)
 
 
 # --- permissions --------------------------------------------------------------------------------
