@@ -31,9 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from cli.aws import Aws  # noqa: E402
 from cli.local_stack import create_stack, start_moto_server  # noqa: E402
-from cli.replay import ReplayOptions, Totals, replay  # noqa: E402
+from cli.replay import ReplayOptions, replay  # noqa: E402
 from scripts.bench import sample_records  # noqa: E402
 from shared.observability import quiet_service_telemetry  # noqa: E402
+from shared.replay import Totals  # noqa: E402
 from shared.rules import load_rules  # noqa: E402
 
 REGION = "us-east-1"

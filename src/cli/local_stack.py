@@ -4,7 +4,9 @@ Reading the template (not a copy of it) means the demo and the integration tests
 from what ``sam deploy`` creates: the table's keys and indexes, the topic, the queues, the
 EventBridge rules and their patterns, and the functions' environment all come from the file.
 moto cannot run the Lambda code or the Serverless transform, so the handlers are called in this
-process with the environment the template gives them.
+process with the environment the template gives them. Only the types below are created: the
+replay state machine, its buckets and the trail are left out (moto cannot run a Distributed
+Map; a local replay needs none of them).
 """
 
 from __future__ import annotations

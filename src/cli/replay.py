@@ -2,7 +2,8 @@
 
 Reads CloudTrail log files (``.json`` / ``.json.gz``, the S3 delivery layout
 ``AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<file>``) from local files and folders or from
-``s3://bucket/prefix``, one file at a time, and feeds each file's Secrets Manager records to the
+``s3://bucket/prefix``, one file at a time (``--distributed``: on the stack's Step Functions
+state machine instead, many files at a time, see ``cli.replay_distributed``), and feeds each file's Secrets Manager records to the
 same Pipeline the Lambda functions use (route "replay"): the same rules, the same idempotent
 writer, so replaying the same files twice adds nothing.
 
@@ -25,7 +26,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -40,11 +41,14 @@ from cli.timewindow import in_window, window
 from shared.audit.store import AuditStore
 from shared.deliver import Notifier
 from shared.enrich import Enricher
-from shared.envelopes import ReadItem, read_bytes
-from shared.errors import ConfigError, DeliveryError, InputError, SecretwatchError
-from shared.models import SEVERITY_RANK, CloudTrailRecord, Enrichment
+from shared.envelopes import ReadItem
+from shared.errors import ConfigError, SecretwatchError
+from shared.models import SEVERITY_RANK, CloudTrailRecord
 from shared.observability import quiet_service_telemetry
-from shared.pipeline import ROUTE_REPLAY, EnricherPort, Pipeline, Summary
+from shared.pipeline import EnricherPort, Pipeline, Summary
+from shared.replay import NullEnricher, Totals, is_log_file, read_items
+from shared.replay import select as select_items
+from shared.replay import write as write_items
 from shared.rules import RuleSet, load_rules
 from shared.settings import Settings
 from shared.stateful import in_memory
@@ -53,11 +57,10 @@ from shared.text import dumps
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-LOG_SUFFIXES = (".json", ".json.gz")
-DIGEST_FOLDER = "CloudTrail-Digest"
 PROGRESS_PER_SECOND = 10  # redraws of the progress display, at most
 # The stack's default retention (Settings and template.yaml agree); expiry counts from eventTime.
 RETENTION_DAYS = Settings(table_name="-", topic_arn="-").retention_days
+ROUTINE_RETENTION_DAYS = Settings(table_name="-", topic_arn="-").routine_read_retention_days
 
 
 class ReplayError(SecretwatchError):
@@ -78,6 +81,7 @@ def register(commands: Any) -> None:
             "secretwatch replay ./trail --dry-run",
             "secretwatch replay s3://my-trail-bucket/AWSLogs/111122223333/CloudTrail/ --stack secretwatch --since 2025-11-01",
             "secretwatch replay ./trail --table secretwatch-AuditTable-ABC123 --notify",
+            "secretwatch replay --distributed s3://my-trail-bucket/AWSLogs/111122223333/CloudTrail/ --stack secretwatch",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -116,10 +120,29 @@ def register(commands: Any) -> None:
         action="store_true",
         help="look up secret tags and account names (off by default: they are today's)",
     )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="replay one s3://bucket/prefix on the --stack's Step Functions state machine, "
+        "files in parallel, and print the same summary (a local replay stays for a laptop)",
+    )
+    parser.add_argument(
+        "--state-machine-arn",
+        metavar="ARN",
+        default=None,
+        help="with --distributed: the replay state machine (else the --stack's "
+        "ReplayStateMachineArn output)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.distributed:
+        from cli import replay_distributed  # noqa: PLC0415 — only the distributed replay
+
+        return replay_distributed.run(args)
+    if args.state_machine_arn:
+        raise UsageError("--state-machine-arn needs --distributed")
     since, until = _window(args)
     if args.topic_arn and not args.notify:
         raise UsageError("--topic-arn needs --notify")
@@ -184,13 +207,6 @@ class SourceError:
 
     name: str
     message: str
-
-
-def is_log_file(parts: Sequence[str]) -> bool:
-    """A CloudTrail log file by its path: ``.json``/``.json.gz`` and not in a digest folder."""
-    return (
-        bool(parts) and parts[-1].lower().endswith(LOG_SUFFIXES) and DIGEST_FOLDER not in parts[:-1]
-    )
 
 
 def walk_local(path: Path) -> list[Path]:
@@ -309,13 +325,6 @@ def check_table(dynamodb: Any, table: str) -> None:
         raise ReplayError(f"audit table {table!r} in {region}: {aws.describe(exc)}{hint}") from exc
 
 
-class NullEnricher:
-    """Replay's default: no look-up, so no today's tags on yesterday's events."""
-
-    def enrich(self, record: CloudTrailRecord) -> Enrichment:
-        return Enrichment.empty()
-
-
 # ---------------------------------------------------------------------------------------------
 # The replay
 
@@ -330,53 +339,6 @@ class ReplayOptions:
     since: datetime | None = None
     until: datetime | None = None
     enrich: bool = False
-
-
-@dataclass
-class Totals:
-    """A replay's figures: the files and records read, and the pipeline's summed summary."""
-
-    files_total: int | None = None  # None: not known up front (S3)
-    files_read: int = 0
-    files_failed: int = 0
-    records: int = 0  # every record in the files read
-    sm_records: int = 0  # Secrets Manager records, in the time window
-    other_sources: int = 0  # skipped: another event source
-    outside_window: int = 0  # Secrets Manager records outside --since/--until
-    summary: Summary = field(default_factory=Summary)
-    elapsed: float = 0.0
-
-    @property
-    def findings(self) -> Counter[str]:
-        return self.summary.by_severity
-
-    @property
-    def written(self) -> int:
-        return self.summary.written
-
-    @property
-    def duplicates(self) -> int:
-        return self.summary.duplicates
-
-    @property
-    def rejected(self) -> int:
-        return self.summary.rejected
-
-    @property
-    def alerts_published(self) -> int:
-        return self.summary.alerts_published
-
-    @property
-    def rule_errors(self) -> int:
-        return self.summary.rule_errors
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.files_failed or self.rejected)
-
-    @property
-    def rate(self) -> float:
-        return self.records / self.elapsed if self.elapsed > 0 else 0.0
 
 
 def replay(
@@ -464,6 +426,7 @@ def build_pipeline(
         store=store,
         notifier=notifier,
         retention_days=RETENTION_DAYS,
+        routine_retention_days=ROUTINE_RETENTION_DAYS,
         # The replayed records are decided among themselves (thresholds on their event time,
         # repeats folded), in memory: a replay never touches a deployed stack's live state.
         state=in_memory(),
@@ -472,37 +435,16 @@ def build_pipeline(
 
 def read_file(entry: LogFile, totals: Totals, console: Console) -> list[ReadItem] | None:
     """All the records of one file (one file in memory at a time), or None after one error line."""
-    try:
-        items = list(read_bytes(entry.read()))
-    except InputError as exc:
-        problem = str(exc)
-    except OSError as exc:
-        problem = f"cannot read the file: {exc.strerror or exc}"
-    except aws.AWS_ERRORS as exc:
-        problem = f"cannot read the object: {aws.describe(exc)}"
-    else:
-        totals.files_read += 1
-        totals.records += len(items)
-        return items
-    totals.files_failed += 1
-    console.problem(entry.name, problem)
-    return None
+    return read_items(entry.name, entry.read, totals, console.problem, describe=aws.describe)
 
 
 def select(items: Iterable[ReadItem], options: ReplayOptions, totals: Totals) -> list[ReadItem]:
     """Secrets Manager records in the time window, and rejected records (kept and reported)."""
-    kept: list[ReadItem] = []
-    for item in items:
-        if item.error is not None:
-            kept.append(item)
-        elif item.record is None:
-            totals.other_sources += 1
-        elif in_window(item.record.event_time, options.since, options.until):
-            totals.sm_records += 1
-            kept.append(item)
-        else:
-            totals.outside_window += 1
-    return kept
+
+    def keep(record: CloudTrailRecord) -> bool:
+        return in_window(record.event_time, options.since, options.until)
+
+    return select_items(items, totals, keep)
 
 
 def write(
@@ -513,18 +455,7 @@ def write(
     console: Console,
 ) -> Summary | None:
     """One file through the Pipeline (quiet records batch-written 25 a call); its summary."""
-    try:
-        summary = pipeline.process(items, ROUTE_REPLAY)
-    except DeliveryError as exc:
-        totals.files_failed += 1
-        console.problem(name, f"{exc} (replay again to complete it)")
-        return None
-    totals.summary.add(summary)
-    for decision in summary.decisions:
-        if decision.outcome == "rejected":
-            where = f" (event {decision.event_id})" if decision.event_id else ""
-            console.problem(name, f"record {decision.index}{where}: {decision.error}")
-    return summary
+    return write_items(name, items, pipeline, totals, console.problem)
 
 
 def finding_lines(name: str, summary: Summary) -> Iterator[dict[str, Any]]:
@@ -592,6 +523,13 @@ class Console:
             completed=totals.files_read + totals.files_failed,
             total=totals.files_total,
         )
+
+    def status(self, line: tuple[str, int | None, int | None]) -> None:
+        """A progress line of someone else's making (text, done, total): the distributed replay."""
+        if self._display is None:
+            return
+        text, completed, total = line
+        self._display.update(text, completed=completed or 0, total=total)
 
     def clear(self) -> None:
         if self._display is not None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_organizations import OrganizationsClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_ssm import SSMClient
@@ -53,6 +54,7 @@ TRIMMED_OPERATIONS: dict[str, tuple[str, ...]] = {
     "iam": ("ListAccountAliases",),
     "organizations": ("DescribeAccount",),
     "sts": ("AssumeRole",),  # central mode: a member account's read-only role
+    "s3": ("GetObject",),  # the replay function: one CloudTrail log file at a time
 }
 MODELS_DIR_NAME = "botocore_data"
 
@@ -91,6 +93,7 @@ class Clients:
             "OrganizationsClient", Lazy(lambda: self._client("organizations"))
         )
         self.sts = cast("STSClient", Lazy(lambda: self._client("sts")))
+        self.s3 = cast("S3Client", Lazy(lambda: self._client("s3")))
 
     def sns_for(self, topic_arn: str) -> SNSClient:
         """The SNS client that can publish to ``topic_arn``: SNS accepts a topic only at its own

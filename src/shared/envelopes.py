@@ -109,13 +109,27 @@ def _shape(value: Any) -> str:
 # Every shape, detected (the command line)
 
 
-def read_bytes(data: bytes) -> Iterator[ReadItem]:
-    """Read a file's bytes: JSON or JSON Lines, plain or gzip. Raises InputError if unreadable."""
+def read_bytes(data: bytes, *, inflated_limit: int | None = None) -> Iterator[ReadItem]:
+    """Read a file's bytes: JSON or JSON Lines, plain or gzip. Raises InputError if unreadable.
+
+    ``inflated_limit``: a gzip file that would inflate to more is refused after that many bytes
+    (the replay function's memory is bounded; the command line reads whole files).
+    """
     if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InputError(f"not a valid gzip file ({exc})") from exc
+        if inflated_limit is not None:
+            data = inflate(
+                data,
+                inflated_limit,
+                "the file",
+                hint="the replay function's bound; replay it with secretwatch replay FILE",
+            )
+        else:
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise InputError(f"not a valid gzip file ({exc})") from exc
+    elif inflated_limit is not None and len(data) > inflated_limit:
+        raise InputError(f"the file is larger than {inflated_limit:,} bytes: refused unread")
     if not data.strip():
         raise InputError("the file is empty")
     try:
@@ -209,7 +223,13 @@ def _decode_awslogs(awslogs: Any) -> Any:
         raise InputError(f"awslogs.data does not hold valid JSON: {json_error(exc)}") from exc
 
 
-def inflate(compressed: bytes, limit: int, what: str) -> bytes:
+def inflate(
+    compressed: bytes,
+    limit: int,
+    what: str,
+    *,
+    hint: str = "CloudWatch Logs batches hold about 1 MB of log events",
+) -> bytes:
     """gzip or zlib data, decompressed to at most ``limit`` bytes: a bomb is refused, not read."""
     # MAX_WBITS | 32 accepts gzip (what CloudWatch Logs sends) and zlib (some fixtures).
     inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)
@@ -221,8 +241,8 @@ def inflate(compressed: bytes, limit: int, what: str) -> bytes:
         raise InputError(f"{what} is not gzip-compressed (the stream is truncated)")
     if len(payload) > limit or inflater.unconsumed_tail:
         raise InputError(
-            f"{what} inflates to more than {limit:,} bytes (CloudWatch Logs batches hold about "
-            f"1 MB of log events): refused unread ({len(compressed):,} compressed bytes)"
+            f"{what} inflates to more than {limit:,} bytes ({hint}): refused unread "
+            f"({len(compressed):,} compressed bytes)"
         )
     return payload
 

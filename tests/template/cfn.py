@@ -24,6 +24,9 @@ TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 Template = dict[str, Any]
 
 FUNCTIONS = ("EventBridgeFunction", "LogSubscriptionFunction", "DigestFunction")
+# The replay state machine's function: no alerts, no events of its own (test_template_replay.py).
+REPLAY_FUNCTION = "ReplayFileFunction"
+BUILT_FUNCTIONS = (*FUNCTIONS, REPLAY_FUNCTION)  # every function src/Makefile builds
 RULES = ("WriteCallsRule", "ServiceEventsRule", "FailedReadsRule")  # Secrets Manager's events
 SELFTEST_RULE = "SelfTestRule"  # `secretwatch selftest`'s synthetic event
 TAMPER_RULE = "TamperRule"  # calls of other services that tamper with secretwatch itself

@@ -20,7 +20,7 @@ from scripts import lambda_build_env
 from scripts.lambda_build_env import build_env
 
 from shared.clients import MODELS_DIR_NAME, TRIMMED_OPERATIONS
-from tests.template.cfn import FUNCTIONS, REPO_ROOT, TEMPLATE_PATH, Template, load_template
+from tests.template.cfn import BUILT_FUNCTIONS, REPO_ROOT, TEMPLATE_PATH, Template, load_template
 
 BUILD_DIR = REPO_ROOT / ".aws-sam" / "build"
 MODELS = MODELS_DIR_NAME
@@ -124,7 +124,7 @@ def test_every_function_is_built_by_src_makefile(template: Template) -> None:
     }
 
     # WHEN / THEN each is built by makefile and src/Makefile has its target
-    assert functions == set(FUNCTIONS)
+    assert functions == set(BUILT_FUNCTIONS)
     makefile = (SRC / "Makefile").read_text()
     (listed,) = re.findall(r"^FUNCTIONS := (.+)$", makefile, re.MULTILINE)
     assert set(listed.split()) == functions
@@ -148,6 +148,8 @@ def test_build_env_reads_architecture_and_python_from_the_template(template: Tem
         "LAMBDA_PYTHON_LogSubscriptionFunction": "3.12",
         "LAMBDA_ARCHITECTURE_DigestFunction": "arm64",
         "LAMBDA_PYTHON_DigestFunction": "3.12",
+        "LAMBDA_ARCHITECTURE_ReplayFileFunction": "arm64",
+        "LAMBDA_PYTHON_ReplayFileFunction": "3.12",
     }
     # AND the script's own quick YAML loader (make build uses it) reads the same
     assert build_env(lambda_build_env.load_template(TEMPLATE_PATH)) == build_env(template)
@@ -194,7 +196,7 @@ def test_lambda_pins_are_the_tested_versions() -> None:
 # --- what the build made -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", BUILT_FUNCTIONS)
 def test_artefact_holds_the_code_and_its_dependencies(function: str) -> None:
     # GIVEN one function's built artefact
     artefact = _artefact(function)
@@ -206,7 +208,7 @@ def test_artefact_holds_the_code_and_its_dependencies(function: str) -> None:
     assert _installed(artefact) == _pins(SRC / "requirements-lambda.txt")
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", BUILT_FUNCTIONS)
 def test_artefact_code_is_a_copy_of_src_handlers_and_shared(function: str) -> None:
     # GIVEN one function's built artefact and the source it was built from
     artefact = _artefact(function)
@@ -231,7 +233,7 @@ def test_artefact_code_is_a_copy_of_src_handlers_and_shared(function: str) -> No
     assert [name for name in source if built[name] != source[name]] == []
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", BUILT_FUNCTIONS)
 def test_artefact_holds_nothing_the_function_does_not_run(function: str) -> None:
     # GIVEN one function's built artefact
     artefact = _artefact(function)
@@ -258,7 +260,7 @@ def test_artefact_holds_nothing_the_function_does_not_run(function: str) -> None
     assert unexpected == [], f"{function} artefact holds entries no distribution installed"
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", BUILT_FUNCTIONS)
 def test_every_module_ships_compiled_and_trusted(function: str) -> None:
     # GIVEN one function's artefact (Lambda's code directory is read-only: no .pyc is written
     # there at run time, so a module without one is compiled at every cold start)
@@ -280,7 +282,7 @@ def test_every_module_ships_compiled_and_trusted(function: str) -> None:
     assert checked == []
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", BUILT_FUNCTIONS)
 def test_artefact_size_is_bounded(function: str) -> None:
     # GIVEN one function's built artefact
     artefact = _artefact(function)
@@ -292,7 +294,7 @@ def test_artefact_size_is_bounded(function: str) -> None:
     assert size < MAX_UNZIPPED_BYTES, f"{function} artefact is {size:,} bytes"
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", BUILT_FUNCTIONS)
 def test_compiled_parts_fit_the_function_architecture_and_python(function: str) -> None:
     # GIVEN one function's artefact and the architecture and runtime the template gives it
     artefact = _artefact(function)
@@ -357,7 +359,7 @@ def _origins(report: dict[str, Any], artefact: Path) -> dict[str, bool]:
     return inside
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", BUILT_FUNCTIONS)
 def test_artefact_clients_load_only_the_trimmed_models(function: str) -> None:
     # GIVEN one function's artefact, whose shared/ carries service models trimmed at build
     models = _artefact(function) / "shared" / MODELS
@@ -376,7 +378,7 @@ def test_artefact_clients_load_only_the_trimmed_models(function: str) -> None:
     assert report["trimmed_methods_present"] is True
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", BUILT_FUNCTIONS)
 def test_handlers_import_from_the_artefact(function: str) -> None:
     # GIVEN a fresh interpreter that finds only the artefact, the standard library and boto3
     # WHEN it imports both handlers, loads the rules and builds the pipeline (tracing off)
@@ -393,7 +395,7 @@ def test_handlers_import_from_the_artefact(function: str) -> None:
     assert "aws_xray_sdk" not in origins
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", BUILT_FUNCTIONS)
 def test_tracer_works_from_the_artefact_with_the_runtime_botocore(function: str) -> None:
     # GIVEN the same interpreter with tracing on, as in Lambda with EnableTracing=true
     artefact = _artefact(function)

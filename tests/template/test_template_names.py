@@ -38,6 +38,7 @@ NAME_LIMITS: dict[tuple[str, str], int] = {
     # Pattern ^[A-Za-z0-9-_]+$ as well (stack names and Region names only hold those).
     ("AWS::Chatbot::SlackChannelConfiguration", "ConfigurationName"): 128,
     ("AWS::Chatbot::MicrosoftTeamsChannelConfiguration", "ConfigurationName"): 128,
+    ("AWS::StepFunctions::StateMachine", "StateMachineName"): 80,
 }
 INLINE_POLICY_NAME_LIMIT = 128
 SCHEDULE_RULE_NAME_LIMIT = 64  # a SAM Schedule event becomes an AWS::Events::Rule
@@ -99,6 +100,9 @@ def test_the_names_that_matter_are_checked(template: Template) -> None:
         assert (function, "FunctionName") in checked
         assert (f"{function}LogGroup", "LogGroupName") in checked
     assert ("Trail", "TrailName") in checked
+    for named in ("ReplayFileFunction", "ReplayStateMachine"):  # replay on Step Functions
+        assert any(logical_id == named for logical_id, _ in checked), named
+    assert ("ReplayStateMachineLogGroup", "LogGroupName") in checked
     assert ("RulesParameter", "Name") in checked
     assert ("SlackChannel", "ConfigurationName") in checked
     assert ("TeamsChannel", "ConfigurationName") in checked

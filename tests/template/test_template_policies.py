@@ -293,6 +293,8 @@ def test_functions_use_the_templates_roles_without_managed_policies(translated: 
         "MemberForwardRole",  # member mode (tests/template/test_template_modes.py)
         "MemberReadRole",
         "ChatChannelRole",  # chat channels (test_template_routing.py)
+        "ReplayFileFunctionRole",  # replay on Step Functions (test_template_replay.py)
+        "ReplayStateMachineRole",
     }
     for name, role in roles.items():
         assert "ManagedPolicyArns" not in role["Properties"], name
@@ -313,6 +315,8 @@ def test_roles_can_only_be_assumed_by_their_service(template: Template) -> None:
         "DigestFunctionRole": "lambda.amazonaws.com",
         "TrailLogsRole": "cloudtrail.amazonaws.com",
         "ChatChannelRole": "chatbot.amazonaws.com",
+        "ReplayFileFunctionRole": "lambda.amazonaws.com",
+        "ReplayStateMachineRole": "states.amazonaws.com",
     }
 
     # WHEN / THEN each trusts exactly one service principal (the member mode's roles, which

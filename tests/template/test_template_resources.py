@@ -78,10 +78,10 @@ def test_routine_read_retention_is_a_parameter_threaded_to_every_function(
     parameters = template["Parameters"]
     environment = template["Globals"]["Function"]["Environment"]["Variables"]
 
-    # WHEN / THEN RoutineReadRetentionDays is the last parameter (branches merge cleanly), a
-    # number of at least 7 days (a deletion counts the reads of the 7 days before it), 90 by
-    # default, below RetentionDays' default, and every function reads it
-    assert list(parameters)[-1] == "RoutineReadRetentionDays"
+    # WHEN / THEN RoutineReadRetentionDays is a number of at least 7 days (a deletion counts the
+    # reads of the 7 days before it), 90 by default, below RetentionDays' default, and every
+    # function reads it
+    assert "RoutineReadRetentionDays" in parameters
     routine = parameters["RoutineReadRetentionDays"]
     assert {k: routine[k] for k in ("Type", "Default", "MinValue")} == {
         "Type": "Number",
@@ -757,6 +757,10 @@ def test_outputs(template: Template) -> None:
         # organisation modes (test_template_modes.py)
         "CentralEventBusArn": {"Fn::GetAtt": ["CentralEventBus", "Arn"]},
         "MemberReadRoleArn": {"Fn::GetAtt": ["MemberReadRole", "Arn"]},
+        # replay on Step Functions (test_template_replay.py)
+        "ReplayStateMachineArn": {"Ref": "ReplayStateMachine"},
+        "ReplayResultsBucketName": {"Ref": "ReplayResultsBucket"},
+        "ReplayBuckets": outputs["ReplayBuckets"],
     }
 
 

@@ -17,11 +17,9 @@ from cli.main import main
 from cli.replay import (
     Console,
     LogFile,
-    Totals,
     format_findings,
     format_progress,
     format_summary,
-    is_log_file,
     iter_sources,
     parse_s3_url,
     read_file,
@@ -29,6 +27,7 @@ from cli.replay import (
 )
 from cli.timewindow import in_window, parse_time
 from shared.pipeline import Summary
+from shared.replay import Totals, is_log_file
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
