@@ -18,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from cli.local_stack import Resolver  # its condition evaluator decides what a member stack holds
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "build" / "secretwatch-member.json"
 MODE = "member"
@@ -66,37 +68,14 @@ def _sub_names(text: str, extra: Mapping[str, Any]) -> Iterator[tuple[str, str]]
         start = text.find("${", end)
 
 
-def _condition_holds(template: Mapping[str, Any], name: str, values: Mapping[str, str]) -> bool:
-    def value(node: Any) -> Any:
-        if isinstance(node, dict) and set(node) == {"Ref"}:
-            return values.get(node["Ref"], node["Ref"])
-        return node
-
-    def evaluate(node: Any) -> bool:
-        ((function, args),) = node.items()
-        if function == "Fn::Equals":
-            return bool(value(args[0]) == value(args[1]))
-        if function == "Fn::Not":
-            return not evaluate(args[0])
-        if function == "Fn::And":
-            return all(evaluate(arg) for arg in args)
-        if function == "Fn::Or":
-            return any(evaluate(arg) for arg in args)
-        if function == "Condition":
-            return evaluate(template["Conditions"][args])
-        raise ValueError(f"unsupported condition function {function}")
-
-    return evaluate(template["Conditions"][name])
-
-
 def member_template(template: Mapping[str, Any]) -> dict[str, Any]:
     parameters: Mapping[str, Any] = template["Parameters"]
-    values = {name: str(p.get("Default", "")) for name, p in parameters.items()}
-    values["DeploymentMode"] = MODE
+    resolver = Resolver(template, {}, "us-east-1")  # the defaults, and DeploymentMode=member
+    resolver.parameters["DeploymentMode"] = MODE
 
     def kept(entry: Mapping[str, Any]) -> bool:
         condition = entry.get("Condition")
-        return condition is None or _condition_holds(template, condition, values)
+        return condition is None or resolver.condition(condition)
 
     resources = {k: v for k, v in template["Resources"].items() if kept(v)}
     serverless = sorted(k for k, v in resources.items() if v["Type"].startswith("AWS::Serverless"))
