@@ -72,10 +72,24 @@ class Server:
 @pytest.fixture
 def server(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     """A fresh stack on the shared server; the handlers' environment comes from the template."""
+    reset_server(moto_endpoint, monkeypatch)
+    stack = create_stack(moto_endpoint, region=REGION)
+    use_stack(stack, moto_endpoint, monkeypatch)
+    inbox = Server(stack, "").subscribe("inbox")
+    yield Server(stack, inbox)
+    _reset_container_caches()
+
+
+def reset_server(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty moto server, and the test credentials every client signs with."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")
-    stack = create_stack(moto_endpoint, region=REGION)
+
+
+def use_stack(stack: LocalStack, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handlers' environment as the template gives it to the stack's functions, against the
+    server, in a container that has cached nothing yet."""
     for key, value in stack.environment.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
@@ -85,9 +99,6 @@ def server(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serv
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "ERROR")
     _reset_container_caches()
     boto3.setup_default_session()
-    inbox = Server(stack, "").subscribe("inbox")
-    yield Server(stack, inbox)
-    _reset_container_caches()
 
 
 def _reset_container_caches() -> None:

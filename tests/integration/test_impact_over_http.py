@@ -11,16 +11,20 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
-import requests
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from scripts.make_events import subscription_event
 
 from cli.local_stack import create_stack
 from handlers import eventbridge, log_subscription
 from shared.remediate import AUTO_RESTORE_TAG
-from tests.integration.conftest import REGION, Server, _reset_container_caches
+from tests.integration.conftest import (
+    REGION,
+    Server,
+    _reset_container_caches,
+    reset_server,
+    use_stack,
+)
 from tests.integration.test_handlers_over_http import Context
 from tests.unit.test_auto_restore import pending_read
 from tests.unit.test_deletion_impact import (
@@ -41,19 +45,9 @@ def stack_with(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     """A fresh stack on the shared server, created with the given template parameters."""
 
     def make(parameters: dict[str, str]) -> Server:
-        requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            monkeypatch.setenv(name, "testing")
+        reset_server(moto_endpoint, monkeypatch)
         stack = create_stack(moto_endpoint, region=REGION, parameters=parameters)
-        for key, value in stack.environment.items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-        monkeypatch.setenv("AWS_REGION", REGION)
-        monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-        monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "ERROR")
-        _reset_container_caches()
-        boto3.setup_default_session()
+        use_stack(stack, moto_endpoint, monkeypatch)
         return Server(stack, Server(stack, "").subscribe("inbox"))
 
     yield make

@@ -16,12 +16,17 @@ from typing import Any
 
 import boto3
 import pytest
-import requests
 
 from cli.local_stack import create_stack
 from handlers import eventbridge
 from shared.audit import query as q
-from tests.integration.conftest import REGION, Server, _reset_container_caches
+from tests.integration.conftest import (
+    REGION,
+    Server,
+    _reset_container_caches,
+    reset_server,
+    use_stack,
+)
 from tests.integration.test_handlers_over_http import Context
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -31,22 +36,9 @@ CENTRAL = {"DeploymentMode": "central", "OrganizationId": "o-a1b2c3d4e5"}
 
 @pytest.fixture
 def central(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
+    reset_server(moto_endpoint, monkeypatch)
     stack = create_stack(moto_endpoint, region=REGION, parameters=CENTRAL)
-    for key, value in stack.environment.items():
-        monkeypatch.setenv(key, value)
-    for key, value in {
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-    }.items():
-        monkeypatch.setenv(key, value)
-    _reset_container_caches()
-    boto3.setup_default_session()
+    use_stack(stack, moto_endpoint, monkeypatch)
     yield Server(stack, Server(stack, "").subscribe("inbox"))
     _reset_container_caches()
 

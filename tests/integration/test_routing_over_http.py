@@ -23,11 +23,16 @@ from typing import Any
 
 import boto3
 import pytest
-import requests
 
 from cli.local_stack import create_stack, free_port
 from handlers import eventbridge
-from tests.integration.conftest import REGION, Server, _reset_container_caches
+from tests.integration.conftest import (
+    REGION,
+    Server,
+    _reset_container_caches,
+    reset_server,
+    use_stack,
+)
 from tests.integration.test_cli_replay import run, summary, trail_tree
 from tests.integration.test_handlers_over_http import Context
 
@@ -66,24 +71,14 @@ def _stack_on(
     parameters: dict[str, str],
     topic_region: str = REGION,
 ) -> Server:
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
+    reset_server(moto_endpoint, monkeypatch)
     sns = boto3.client("sns", region_name=topic_region, endpoint_url=moto_endpoint)
     # The organisation's topic, created before the stack, as its owner would.
     topic = sns.create_topic(Name="org-alerts")["TopicArn"]
     stack = create_stack(
         moto_endpoint, region=REGION, parameters={"AlertTopicArn": topic, **parameters}
     )
-    for key, value in stack.environment.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "ERROR")
-    _reset_container_caches()
-    boto3.setup_default_session()
+    use_stack(stack, moto_endpoint, monkeypatch)
     return Server(stack, _subscribe_inbox(stack, moto_endpoint, topic_region))
 
 
